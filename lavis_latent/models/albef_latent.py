@@ -1,0 +1,242 @@
+"""ALBEF pretraining and retrieval models with latent modality structures (paper Sec. 4, Fig. 4b).
+
+Both classes subclass LAVIS's own models, so every ALBEF behaviour (ITC with queues and distillation, ITM with hard
+negatives, MLM, ``compute_sim_matrix``) is LAVIS's. The plugin adds:
+
+* model types ``tiny`` (offline, random init, local vocabulary) beside LAVIS's ``base`` / ``coco`` / ``flickr``;
+* an optional ``latent:`` block (see ``lavis_latent.regularizers.LatentStructure``) whose regularizers act on the
+  normalised ITC features ``image_feat`` / ``text_feat`` (``vision_proj`` / ``text_proj`` of the [CLS] tokens),
+  with the momentum encoder's features as the augmented view, as the paper does for ALBEF (Sec. 4). The
+  regularizers therefore cost no extra encoder pass: they read LAVIS's ``intermediate_output``.
+
+With no ``latent:`` block the forward pass is LAVIS's, bit for bit.
+"""
+import torch
+import torch.nn.functional as F
+from lavis.common.registry import registry
+from lavis.models.albef_models.albef_pretrain import AlbefPretrain
+from lavis.models.albef_models.albef_retrieval import AlbefRetrieval
+
+from lavis_latent.common.paths import config_path
+from lavis_latent.models.encoders import (
+    HUB_TOKENIZER,
+    build_text_encoder,
+    build_vision_encoder,
+    load_tokenizer,
+    load_weights_from_config,
+    momentum_copy,
+)
+from lavis_latent.regularizers import LatentStructure
+
+
+class LatentAlbefMixin:
+    """Adds a configured ``LatentStructure`` to an ALBEF model (put it before the LAVIS class in the bases).
+
+    ``tokenizer`` and ``latent`` are keyword-only constructor arguments; everything else goes to LAVIS's class.
+    """
+
+    def __init__(self, *args, tokenizer=HUB_TOKENIZER, latent=None, **kwargs):
+        # AlbefBase.__init__ calls self.init_tokenizer() before we could set anything afterwards.
+        self._tokenizer_name = tokenizer
+        super().__init__(*args, **kwargs)
+        self.latent = LatentStructure.from_config(
+            latent,
+            image_dim=self.visual_encoder.vision_width,
+            text_dim=self.text_width,
+            embed_dim=self.vision_proj.out_features,
+        )
+        # Momentum copy of the separation heads: gives the augmented view's independent features.
+        self.separation_m = None
+        if self.latent.separation is not None:
+            self.separation_m = momentum_copy(self.latent.separation)
+            self.model_pairs.append([self.latent.separation, self.separation_m])
+
+    def _resync_momentum(self, msg):
+        """Re-copy momentum encoders from the loaded online weights when the checkpoint lacked them.
+
+        LAVIS's runner saves checkpoints without parameters that need no gradient, i.e. without the momentum
+        copies; loading such a checkpoint would leave them at their random initialisation.
+        """
+        momentum = {name for name, p in self.named_parameters() if not p.requires_grad}
+        if msg is not None and momentum & set(msg.missing_keys):
+            self.copy_params()
+        return msg
+
+    def load_from_pretrained(self, url_or_filename, **kwargs):
+        """ALBEF's ``load_from_pretrained``, then momentum copies re-synchronised if the checkpoint had none."""
+        return self._resync_momentum(super().load_from_pretrained(url_or_filename, **kwargs))
+
+    def load_checkpoint(self, url_or_filename):
+        """LAVIS's ``load_checkpoint``, then momentum copies re-synchronised if the checkpoint had none."""
+        return self._resync_momentum(super().load_checkpoint(url_or_filename))
+
+    def init_tokenizer(self):
+        """The tokenizer named by ``model.tokenizer``: a local ``vocab.txt`` (tiny types) or a hub name."""
+        return load_tokenizer(self._tokenizer_name)
+
+    @property
+    def text_width(self):
+        """Hidden size of the text encoder (BERT)."""
+        return self.text_proj.in_features
+
+    def latent_losses(self, intermediate_output):
+        """Weighted regularizer losses for one batch, from LAVIS's ALBEF ``intermediate_output``.
+
+        Online features ``z = normalize(proj(cls))`` are recomputed from the [CLS] hidden states (two small
+        linear layers, with gradient); the momentum encoder's features, computed by LAVIS's forward after its
+        momentum update, are the augmented view (no gradient).
+
+        Returns:
+            dict of scalar tensors ``loss_inmodal`` / ``loss_sep`` / ``loss_bridge`` / ``loss_geo`` (active ones).
+        """
+        out = intermediate_output
+        image_cls, text_cls = out.image_embeds[:, 0, :], out.text_embeds[:, 0, :]
+        image_cls_m, text_cls_m = out.image_embeds_m[:, 0, :], out.text_embeds_m[:, 0, :]
+        z_v = F.normalize(self.vision_proj(image_cls), dim=-1)
+        z_t = F.normalize(self.text_proj(text_cls), dim=-1)
+        z_v_aug = F.normalize(self.vision_proj_m(image_cls_m), dim=-1).detach()
+        z_t_aug = F.normalize(self.text_proj_m(text_cls_m), dim=-1).detach()
+        return self.latent(
+            z_v,
+            z_t,
+            z_v_aug,
+            z_t_aug,
+            temperature=self.temp,
+            image_embeds=image_cls,
+            text_embeds=text_cls,
+            image_embeds_aug=image_cls_m,
+            text_embeds_aug=text_cls_m,
+            sep_heads_aug=self.separation_m,
+            gather=True,
+        )
+
+    def _text_cls(self, text):
+        """[CLS] hidden state of the unimodal text encoder (XBertEncoder, or BertForMaskedLM's ``bert``)."""
+        encoder = getattr(self.text_encoder, "bert", self.text_encoder)
+        output = encoder(text.input_ids, attention_mask=text.attention_mask, return_dict=True, mode="text")
+        return output.last_hidden_state[:, 0, :]
+
+    @torch.no_grad()
+    def unimodal_features(self, data_loader, text_batch_size=256):
+        """Normalised ITC features of a retrieval split: the images of ``data_loader`` and its ``dataset.text``.
+
+        Returns:
+            ``(z_v [num_images, D], z_t [num_texts, D])`` on the CPU, in the dataset's order.
+        """
+        texts = data_loader.dataset.text
+        z_t = []
+        for i in range(0, len(texts), text_batch_size):
+            text = self.tokenizer(
+                texts[i : i + text_batch_size], padding="max_length", truncation=True, max_length=35,
+                return_tensors="pt",
+            ).to(self.device)
+            z_t.append(F.normalize(self.text_proj(self._text_cls(text)), dim=-1).cpu())
+        z_v = []
+        for samples in data_loader:
+            image_cls = self.visual_encoder.forward_features(samples["image"].to(self.device))[:, 0, :]
+            z_v.append(F.normalize(self.vision_proj(image_cls), dim=-1).cpu())
+        return torch.cat(z_v), torch.cat(z_t)
+
+    def forward(self, samples):
+        """LAVIS's ALBEF forward; with a ``latent:`` block, its losses are added to ``loss`` and to the output.
+
+        Returns LAVIS's ``AlbefOutput`` with extra keys ``loss_inmodal``, ``loss_sep``, ``loss_bridge``,
+        ``loss_geo`` for the active regularizers.
+        """
+        output = super().forward(samples)
+        if not self.latent.enabled:
+            return output
+        losses = self.latent_losses(output.intermediate_output)
+        total = output.loss
+        for name, value in losses.items():
+            output[name] = value
+            total = total + value
+        output["loss"] = total
+        return output
+
+
+def _common_kwargs(cfg):
+    """Constructor arguments shared by ALBEF's pretraining and retrieval models, with LAVIS's defaults."""
+    return dict(
+        embed_dim=cfg.get("embed_dim", 256),
+        temp=cfg.get("temp", 0.07),
+        momentum=cfg.get("momentum", 0.995),
+        alpha=cfg.get("alpha", 0.4),
+        max_txt_len=cfg.get("max_txt_len", 30),
+        tokenizer=cfg.get("tokenizer", HUB_TOKENIZER),
+        latent=cfg.get("latent", None),
+    )
+
+
+@registry.register_model("albef_latent_pretrain")
+class AlbefLatentPretrain(LatentAlbefMixin, AlbefPretrain):
+    """LAVIS's ``AlbefPretrain`` (ITC + ITM + MLM) plus the configured latent-structure regularizers.
+
+    Model types: ``base`` (ViT-B/16 from DeiT + ``bert-base-uncased``, as LAVIS) and ``tiny`` (offline).
+
+    Usage:
+        >>> import lavis_latent
+        >>> from lavis.models import load_model
+        >>> model = load_model("albef_latent_pretrain", "tiny")
+    """
+
+    PRETRAINED_MODEL_CONFIG_DICT = {
+        "base": config_path("models", "albef_latent_pretrain_base.yaml"),
+        "tiny": config_path("models", "albef_latent_pretrain_tiny.yaml"),
+    }
+
+    @classmethod
+    def from_config(cls, cfg=None):
+        """Build from a model config (LAVIS's ``albef_pretrain`` keys plus ``tokenizer``, ``latent``,
+        ``vit_type: custom`` sizes, ``vit_from_pretrained``, ``text_from_pretrained``, ``pretrained``)."""
+        tokenizer = load_tokenizer(cfg.get("tokenizer", HUB_TOKENIZER))
+        image_encoder = build_vision_encoder(cfg, from_pretrained=cfg.get("vit_from_pretrained", True))
+        text_encoder = build_text_encoder(
+            cfg,
+            vocab_size=len(tokenizer),
+            masked_lm=True,
+            from_pretrained=cfg.get("text_from_pretrained", True),
+        )
+        model = cls(
+            image_encoder=image_encoder,
+            text_encoder=text_encoder,
+            queue_size=cfg.get("queue_size", 65536),
+            mlm_mask_prob=cfg.get("mlm_mask_prob", 0.15),
+            **_common_kwargs(cfg),
+        )
+        load_weights_from_config(model, cfg)
+        return model
+
+
+@registry.register_model("albef_latent_retrieval")
+class AlbefLatentRetrieval(LatentAlbefMixin, AlbefRetrieval):
+    """LAVIS's ``AlbefRetrieval`` (ITC + ITM fine-tuning, ITC-then-ITM ranking) plus latent-structure regularizers.
+
+    Model types: ``coco`` and ``flickr`` (LAVIS's fine-tuned checkpoints) and ``tiny`` (offline, random init).
+
+    Usage:
+        >>> import lavis_latent
+        >>> from lavis.models import load_model_and_preprocess
+        >>> model, vis, txt = load_model_and_preprocess("albef_latent_retrieval", "tiny")
+    """
+
+    PRETRAINED_MODEL_CONFIG_DICT = {
+        "coco": config_path("models", "albef_latent_retrieval_coco.yaml"),
+        "flickr": config_path("models", "albef_latent_retrieval_flickr.yaml"),
+        "tiny": config_path("models", "albef_latent_retrieval_tiny.yaml"),
+    }
+
+    @classmethod
+    def from_config(cls, cfg=None):
+        """Build from a model config (LAVIS's ``albef_retrieval`` keys plus ``tokenizer``, ``latent`` and
+        ``vit_type: custom`` sizes); loads ``finetuned`` / ``pretrained`` as LAVIS does, or starts random."""
+        tokenizer = load_tokenizer(cfg.get("tokenizer", HUB_TOKENIZER))
+        model = cls(
+            image_encoder=build_vision_encoder(cfg, from_pretrained=False),
+            text_encoder=build_text_encoder(cfg, vocab_size=len(tokenizer)),
+            queue_size=cfg.get("queue_size", 0),
+            use_distill=cfg.get("use_distill", True),
+            **_common_kwargs(cfg),
+        )
+        load_weights_from_config(model, cfg)
+        return model

@@ -1,0 +1,35 @@
+"""Latent modality structure regularizers (Jiang et al., CVPR 2023, Sec. 4). Pure torch: imports nothing from LAVIS.
+
+All losses take L2-normalised features of shape [N, D] (row j of each argument belongs to sample j), return a
+scalar (float32; float64 for float64 inputs; fp16/bf16 inputs are computed in float32), are differentiable,
+batch-size agnostic, and raise ``ValueError`` on non-2-D inputs, mismatched shapes (naming both) or t outside
+[0, 1].
+
+* :func:`contrastive_loss`            L_Con = 1/4 (V2T + T2V + V2V + T2T)                     (Sec. 4)
+* :func:`orthogonal_loss`, :func:`uniformity_loss`, :class:`FeatureSeparation`  L_Sep          (Sec. 4.1)
+* :func:`brownian_bridge_loss`        L_Br with Eq. 1's normalised bridge mean                (Sec. 4.2)
+* :func:`geometric_consistency_loss`  L_GC + L^a_GC                                           (Sec. 4.3)
+* :class:`LatentStructure`            the configured set, weighted, as a dict of named losses
+* :func:`gather_features`             all-gather with gradient for the global-batch contrastive terms
+"""
+from .bridge import bridge_mean, brownian_bridge_loss
+from .contrastive import contrastive_loss, contrastive_terms
+from .distributed import gather_features
+from .geometric import geometric_consistency_loss, geometric_consistency_terms
+from .separation import FeatureSeparation, orthogonal_loss, uniformity_loss
+from .structure import REGULARIZERS, LatentStructure
+
+__all__ = [
+    "contrastive_loss",
+    "contrastive_terms",
+    "brownian_bridge_loss",
+    "bridge_mean",
+    "geometric_consistency_loss",
+    "geometric_consistency_terms",
+    "orthogonal_loss",
+    "uniformity_loss",
+    "FeatureSeparation",
+    "LatentStructure",
+    "REGULARIZERS",
+    "gather_features",
+]

@@ -1,0 +1,78 @@
+"""Input validation and dtype handling shared by the regularizers (pure torch, private).
+
+Precision convention for every loss in this package: half-precision inputs (float16, bfloat16) are upcast and the
+loss is computed and returned in float32; float32 inputs are computed in float32 and float64 inputs in float64 (so
+``torch.autograd.gradcheck`` works). The returned scalar therefore has dtype float64 if any input is float64 and
+float32 otherwise. Gradients flow back to the inputs in their own dtype.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Optional, Sequence
+
+import torch
+
+__all__ = ["check_2d", "check_same_shape", "compute_dtype", "cast", "check_temperature", "check_unit_interval"]
+
+
+def check_2d(name: str, x) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape [N, D], got {type(x).__name__}")
+    if x.dim() != 2:
+        raise ValueError(f"{name} must be 2-D [N, D], got shape {tuple(x.shape)}")
+    if x.shape[0] < 1:
+        raise ValueError(f"{name} must hold at least one sample, got shape {tuple(x.shape)}")
+    if not (x.is_floating_point()):
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+
+
+def check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
+    check_2d(name_a, a)
+    check_2d(name_b, b)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"shape mismatch: {name_a} has shape {tuple(a.shape)} but {name_b} has shape {tuple(b.shape)}"
+        )
+
+
+def compute_dtype(*tensors: Optional[torch.Tensor]) -> torch.dtype:
+    """float64 if any input is float64, else float32 (half precision is upcast)."""
+    for t in tensors:
+        if isinstance(t, torch.Tensor) and t.dtype == torch.float64:
+            return torch.float64
+    return torch.float32
+
+
+def cast(dtype: torch.dtype, *tensors: Optional[torch.Tensor]):
+    return tuple(None if t is None else t.to(dtype) for t in tensors)
+
+
+def check_temperature(temperature, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Validate a temperature (python number or scalar tensor, possibly learnable) and return it as a tensor."""
+    if isinstance(temperature, torch.Tensor):
+        if temperature.numel() != 1:
+            raise ValueError(f"temperature must be a scalar, got a tensor of shape {tuple(temperature.shape)}")
+        return temperature.reshape(()).to(device=device, dtype=dtype)
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise ValueError(f"temperature must be a positive number or a scalar tensor, got {temperature!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    return torch.tensor(float(temperature), dtype=dtype, device=device)
+
+
+def check_unit_interval(name: str, value) -> float:
+    """Validate a python number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return value
+
+
+def check_all_2d_same(pairs: Sequence[tuple]) -> None:
+    """Check that every (name, tensor) in ``pairs`` is 2-D and has the shape of the first one."""
+    (n0, t0) = pairs[0]
+    check_2d(n0, t0)
+    for n, t in pairs[1:]:
+        check_same_shape(n0, t0, n, t)

@@ -1,0 +1,124 @@
+"""Base contrastive loss L_Con of the paper (Sec. 4; CLIP cross-modal + CODIS/CyCLIP in-modal terms).
+
+Conventions (all features are expected L2-normalised, shape [N, D]; nothing is re-normalised here):
+
+* Logits are ``<a, b> / temperature``; ``temperature`` is tau (ALBEF's ``temp``), not CLIP's ``logit_scale``
+  (pass ``1 / logit_scale.exp()`` for a CLIP-style scale).
+* In-modal terms (V2V, T2T) score ``z_v`` against the augmented view: logits ``z_v @ z_v_aug.T / tau`` with the
+  diagonal as positives, so the negatives in the denominator are the *augmented* features of the other samples.
+  This is the form of CyCLIP's code (``image_embeds @ augmented_image_embeds.T``), which the paper says it used.
+  The paper's printed L_V2V has the augmented positive ``<z_Vj, z^a_Vj>`` in the numerator but the
+  *non-augmented* ``<z_Vj, z_Vk>`` in the denominator (whose k = j term is then ``<z_Vj, z_Vj>``, not the
+  positive); we do not implement that printed variant.
+* Each term is a mean over the rows (queries) of a cross-entropy, as printed (the 1/N sum).
+* ``gather=True``: every rank scores its local rows against the keys of all ranks (labels offset by
+  ``rank * N``), with gradient through the gather (see :func:`gather_features`). Averaging the per-rank losses
+  (and DDP's averaging of gradients) then reproduces the single-process loss on the global batch.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Union
+
+import torch
+import torch.nn.functional as F
+
+from ._checks import cast, check_2d, check_same_shape, check_temperature, compute_dtype
+from .distributed import gather_features, world_info
+
+__all__ = ["contrastive_loss", "contrastive_terms", "info_nce"]
+
+Temperature = Union[float, torch.Tensor]
+
+
+def info_nce(query: torch.Tensor, keys: torch.Tensor, temperature: torch.Tensor, offset: int = 0) -> torch.Tensor:
+    """``-1/N sum_j log softmax_k(<query_j, keys_k> / tau)[j + offset]`` (no validation, no casting)."""
+    logits = query @ keys.t() / temperature
+    labels = torch.arange(query.shape[0], device=query.device) + offset
+    return F.cross_entropy(logits, labels)
+
+
+def contrastive_terms(
+    z_v: torch.Tensor,
+    z_t: torch.Tensor,
+    z_v_aug: Optional[torch.Tensor] = None,
+    z_t_aug: Optional[torch.Tensor] = None,
+    temperature: Temperature = 0.07,
+    gather: bool = False,
+    cross_modal: bool = True,
+) -> Dict[str, torch.Tensor]:
+    """The individual InfoNCE terms of L_Con (paper Sec. 4), unweighted.
+
+    Args:
+        z_v, z_t: image / text features [N, D] (paired row by row), L2-normalised.
+        z_v_aug, z_t_aug: features of the augmented views [N, D] (both or neither). For ALBEF these are the
+            momentum encoder's features (the paper's choice), usually computed without gradient.
+        temperature: tau > 0, a float or a scalar tensor (e.g. a learnable, clamped ``temp``).
+        gather: score local rows against the keys gathered from all ranks (see module docstring).
+        cross_modal: compute V2T and T2V (set False to get only the in-modal terms).
+
+    Returns:
+        dict with ``"v2t"``, ``"t2v"`` (if ``cross_modal``) and ``"v2v"``, ``"t2t"`` (if aug views are given):
+        ``L_V2T = -1/N sum_j log( e^{<z_Vj, z_Tj>/tau} / sum_k e^{<z_Vj, z_Tk>/tau} )``, T2V symmetric,
+        ``L_V2V = -1/N sum_j log( e^{<z_Vj, z^a_Vj>/tau} / sum_k e^{<z_Vj, z^a_Vk>/tau} )`` (CyCLIP-code form,
+        see module docstring), T2T symmetric. Scalars in float32 (float64 for float64 inputs).
+    """
+    check_same_shape("z_v", z_v, "z_t", z_t)
+    if (z_v_aug is None) != (z_t_aug is None):
+        raise ValueError("z_v_aug and z_t_aug must be given together (both or neither)")
+    if z_v_aug is not None:
+        check_same_shape("z_v", z_v, "z_v_aug", z_v_aug)
+        check_same_shape("z_t", z_t, "z_t_aug", z_t_aug)
+    dtype = compute_dtype(z_v, z_t, z_v_aug, z_t_aug)
+    zv, zt, zva, zta = cast(dtype, z_v, z_t, z_v_aug, z_t_aug)
+    tau = check_temperature(temperature, dtype, zv.device)
+
+    offset = 0
+    if gather:
+        rank, world = world_info()
+        if world > 1:
+            offset = rank * zv.shape[0]
+            kv, kt, kva, kta = gather_features(zv, zt, zva, zta)
+        else:
+            kv, kt, kva, kta = zv, zt, zva, zta
+    else:
+        kv, kt, kva, kta = zv, zt, zva, zta
+
+    out: Dict[str, torch.Tensor] = {}
+    if cross_modal:
+        out["v2t"] = info_nce(zv, kt, tau, offset)
+        out["t2v"] = info_nce(zt, kv, tau, offset)
+    if zva is not None:
+        out["v2v"] = info_nce(zv, kva, tau, offset)
+        out["t2t"] = info_nce(zt, kta, tau, offset)
+    return out
+
+
+def contrastive_loss(
+    z_v: torch.Tensor,
+    z_t: torch.Tensor,
+    z_v_aug: Optional[torch.Tensor] = None,
+    z_t_aug: Optional[torch.Tensor] = None,
+    temperature: Temperature = 0.07,
+    gather: bool = False,
+) -> torch.Tensor:
+    """Paper's L_Con (Sec. 4): ``1/4 (L_V2T + L_T2V + L_V2V + L_T2T)``; plain CLIP ``1/2 (L_V2T + L_T2V)`` without aug.
+
+    Args:
+        z_v, z_t: L2-normalised image / text features [N, D], row j of each is a positive pair.
+        z_v_aug, z_t_aug: L2-normalised features of the augmented image / text [N, D]; both or neither.
+        temperature: tau > 0 (float or scalar tensor, may be learnable); logits are ``<a, b> / tau``.
+        gather: use the global batch (all ranks) as negatives: local rows vs gathered columns, labels offset by
+            ``rank * N`` (open_clip ``local_loss=True``); a no-op without an initialized process group.
+
+    Returns:
+        Scalar loss, float32 (float64 for float64 inputs; fp16/bf16 inputs are computed in float32).
+
+    In-modal terms use ``z_v @ z_v_aug.T / tau`` (negatives = other samples' augmented features), as CyCLIP's
+    code; the printed L_V2V's denominator uses non-augmented ``z_Vk`` (see the module docstring).
+    Identical to CyCLIP's ``--inmodal`` loss ``(crossmodal + inmodal) / 2``.
+
+    Raises:
+        ValueError: non-2-D inputs, mismatched shapes (both shapes named), only one aug view, temperature <= 0.
+    """
+    terms = contrastive_terms(z_v, z_t, z_v_aug, z_t_aug, temperature, gather)
+    return sum(terms.values()) / len(terms)

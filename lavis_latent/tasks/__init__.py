@@ -1,0 +1,6 @@
+"""LAVIS tasks of the plugin (registered on import)."""
+from lavis_latent.tasks.pretrain import LatentPretrainTask
+from lavis_latent.tasks.retrieval import LatentRetrievalTask
+from lavis_latent.tasks.train_loop import LossTermsMixin, NonFiniteLossError
+
+__all__ = ["LatentPretrainTask", "LatentRetrievalTask", "LossTermsMixin", "NonFiniteLossError"]

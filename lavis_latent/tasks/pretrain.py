@@ -1,0 +1,19 @@
+"""``latent_pretrain``: LAVIS's ``image_text_pretrain`` task, logging every loss term (ITC, ITM, MLM, regularizers)."""
+from lavis.common.registry import registry
+from lavis.tasks.image_text_pretrain import ImageTextPretrainTask
+
+from lavis_latent.tasks.train_loop import LossTermsMixin
+
+
+@registry.register_task("latent_pretrain")
+class LatentPretrainTask(LossTermsMixin, ImageTextPretrainTask):
+    """Image-text pretraining (no evaluation), with per-term logging and the non-finite step guard."""
+
+    def __init__(self, run_cfg=None):
+        super().__init__()
+        self.run_cfg = run_cfg
+
+    @classmethod
+    def setup_task(cls, cfg):
+        """Build from a LAVIS ``Config``."""
+        return cls(run_cfg=cfg.run_cfg)

@@ -1,0 +1,185 @@
+"""LAVIS's training inner loop with every ``loss_*`` term logged and non-finite steps skipped.
+
+PyPI LAVIS 1.0.2's ``BaseTask.train_step`` returns only ``loss``, so log.txt shows ``loss`` and ``lr`` alone (LAVIS's
+main branch later returned a ``loss_dict``). ``LossTermsMixin`` backports that: ``train_step`` keeps every
+``loss_*`` scalar of the model output, and the loop logs each one per step (log.txt epoch averages, the console,
+and TensorBoard with ``run.tensorboard: true``). It also refuses to apply a step whose loss or gradients are NaN or
+inf: the step is skipped with a warning that names the offending terms, and after ``run.max_nonfinite_steps``
+(default 5) such steps in a row the run stops with ``NonFiniteLossError``; the checkpoints already written stay
+intact. Under ``torchrun`` the ranks agree on skipping, so DDP never waits on a rank that skipped.
+"""
+import logging
+import math
+import os
+
+import torch
+import torch.distributed as dist
+from lavis.common.logger import MetricLogger, SmoothedValue
+from lavis.common.registry import registry
+from lavis.datasets.data_utils import prepare_sample
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive training steps had a NaN or inf loss or gradient."""
+
+
+def _any_rank(flag, device):
+    """True when ``flag`` is true on any rank (a MAX all-reduce; plain ``flag`` without a multi-process group)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def _grads_finite(model):
+    """Whether every parameter gradient is finite (one fused norm over all of them)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return True
+    return bool(torch.isfinite(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+
+
+class LossTermsMixin:
+    """Mixin for a LAVIS task: log all ``loss_*`` terms of the model output, skip non-finite steps.
+
+    Config (``run:``): ``tensorboard`` (bool, default False), ``max_nonfinite_steps`` (int, default 5).
+    """
+
+    def train_step(self, model, samples):
+        """Forward pass; returns ``loss`` and keeps the detached ``loss_*`` terms in ``self.last_loss_terms``."""
+        output = model(samples)
+        self.last_loss_terms = {
+            k: v.detach() for k, v in output.items() if k.startswith("loss") and torch.is_tensor(v) and v.dim() == 0
+        }
+        return output["loss"]
+
+    def _run_setting(self, key, default):
+        run_cfg = getattr(self, "run_cfg", None) or getattr(self, "cfg", None)
+        value = run_cfg.get(key, default) if run_cfg is not None and hasattr(run_cfg, "get") else default
+        return default if value is None else value
+
+    def _tensorboard(self):
+        if not self._run_setting("tensorboard", False):
+            return None
+        if getattr(self, "_tb_writer", None) is None:
+            from lavis.common.dist_utils import is_main_process
+
+            if not is_main_process():
+                return None
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as err:
+                raise ImportError("run.tensorboard: true needs tensorboard: pip install 'lavis-latent[tensorboard]'") from err
+            self._tb_writer = SummaryWriter(os.path.join(registry.get_path("output_dir"), "tensorboard"))
+        return self._tb_writer
+
+    def _train_inner_loop(
+        self,
+        epoch,
+        iters_per_epoch,
+        model,
+        data_loader,
+        optimizer,
+        lr_scheduler,
+        scaler=None,
+        start_iters=None,
+        log_freq=50,
+        cuda_enabled=False,
+        accum_grad_iters=1,
+    ):
+        """LAVIS's ``BaseTask._train_inner_loop`` (same arguments, schedule and return value) with per-term logging
+        and the non-finite guard. Returns ``{meter: "global average"}`` as LAVIS does."""
+        use_amp = scaler is not None
+        max_bad = int(self._run_setting("max_nonfinite_steps", 5))
+        if not hasattr(data_loader, "__next__"):
+            data_loader = iter(data_loader)
+
+        metric_logger = MetricLogger(delimiter="  ")
+        metric_logger.add_meter("lr", SmoothedValue(window_size=1, fmt="{value:.6f}"))
+        metric_logger.add_meter("loss", SmoothedValue(window_size=1, fmt="{value:.4f}"))
+
+        logging.info("Start training epoch {}, {} iters per inner epoch.".format(epoch, iters_per_epoch))
+        header = "Train: data epoch: [{}]".format(epoch)
+        if start_iters is None:
+            inner_epoch = epoch
+        else:
+            inner_epoch = start_iters // iters_per_epoch
+            header = header + "; inner epoch [{}]".format(inner_epoch)
+        writer = self._tensorboard()
+        bad_in_a_row = getattr(self, "_bad_in_a_row", 0)
+        skipped = 0
+
+        for i in metric_logger.log_every(range(iters_per_epoch), log_freq, header):
+            if i >= iters_per_epoch:
+                break
+            samples = next(data_loader)
+            samples = prepare_sample(samples, cuda_enabled=cuda_enabled)
+            samples.update({"epoch": inner_epoch, "num_iters_per_epoch": iters_per_epoch, "iters": i})
+
+            lr_scheduler.step(cur_epoch=inner_epoch, cur_step=i)
+
+            with torch.autocast(device_type="cuda", enabled=use_amp):
+                loss = self.train_step(model=model, samples=samples)
+            terms = getattr(self, "last_loss_terms", {"loss": loss.detach()})
+
+            bad_terms = {k: float(v) for k, v in terms.items() if not math.isfinite(float(v))}
+            if _any_rank(bool(bad_terms) or not torch.isfinite(loss).item(), loss.device):
+                optimizer.zero_grad()
+                skipped += 1
+                bad_in_a_row = self._note_nonfinite(epoch, i, bad_terms or {"loss": float(loss)}, bad_in_a_row, max_bad)
+                continue
+
+            if use_amp:
+                scaler.scale(loss).backward()
+            else:
+                loss.backward()
+
+            if (i + 1) % accum_grad_iters == 0:
+                if use_amp:  # GradScaler already skips steps with inf/NaN gradients
+                    scaler.step(optimizer)
+                    scaler.update()
+                elif _any_rank(not _grads_finite(model), loss.device):
+                    optimizer.zero_grad()
+                    skipped += 1
+                    bad_in_a_row = self._note_nonfinite(epoch, i, {"gradients": float("nan")}, bad_in_a_row, max_bad)
+                    continue
+                else:
+                    optimizer.step()
+                optimizer.zero_grad()
+            bad_in_a_row = 0
+
+            metric_logger.update(**{k: float(v) for k, v in terms.items()})
+            metric_logger.update(lr=optimizer.param_groups[0]["lr"])
+            if writer is not None:
+                step = inner_epoch * iters_per_epoch + i
+                for k, v in terms.items():
+                    writer.add_scalar(f"train/{k}", float(v), step)
+                writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
+
+        self._bad_in_a_row = bad_in_a_row
+        metric_logger.synchronize_between_processes()
+        logging.info("Averaged stats: " + str(metric_logger.global_avg()))
+        stats = {k: "{:.3f}".format(meter.global_avg) for k, meter in metric_logger.meters.items()}
+        if skipped:
+            stats["skipped_nonfinite_steps"] = skipped
+        if writer is not None:
+            writer.flush()
+        return stats
+
+    @staticmethod
+    def _note_nonfinite(epoch, step, bad_terms, bad_in_a_row, max_bad):
+        """Warn about a skipped step; raise ``NonFiniteLossError`` once ``max_bad`` steps in a row were skipped."""
+        bad_in_a_row += 1
+        names = ", ".join(f"{k}={v}" for k, v in bad_terms.items())
+        logging.warning(
+            "epoch %d step %d: non-finite %s; step skipped (%d in a row, limit run.max_nonfinite_steps=%d)",
+            epoch, step, names, bad_in_a_row, max_bad,
+        )
+        if bad_in_a_row >= max_bad:
+            raise NonFiniteLossError(
+                f"{bad_in_a_row} training steps in a row had a non-finite loss or gradient (last: {names}); stopping. "
+                "No weights were updated by those steps; the last checkpoint in the output folder is intact. "
+                "Lower the learning rate or the regularizer weights, or raise run.max_nonfinite_steps."
+            )
+        return bad_in_a_row
