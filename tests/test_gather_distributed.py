@@ -1,6 +1,9 @@
 """gather=True across 2 CPU processes (gloo) reproduces the single-process loss and gradients on the global batch."""
 import datetime
 import os
+import pathlib
+import sys
+import types
 
 import pytest
 import torch
@@ -8,7 +11,17 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from lavis_latent.regularizers import FeatureSeparation, LatentStructure, contrastive_loss, gather_features
+_WORKER_ENV = "LAVIS_LATENT_TEST_DIST_WORKER"
+if os.environ.get(_WORKER_ENV) == "1" and "lavis_latent" not in sys.modules:
+    # Spawned worker: bind a bare `lavis_latent` package so that importing the pure-torch regularizers does not
+    # run lavis_latent/__init__.py (which imports LAVIS, ~10 s per process on 2 cores). The workers also check
+    # that nothing from LAVIS got imported.
+    _pkg = types.ModuleType("lavis_latent")
+    _pkg.__path__ = [str(pathlib.Path(__file__).resolve().parents[1] / "lavis_latent")]
+    sys.modules["lavis_latent"] = _pkg
+
+from lavis_latent.regularizers import (FeatureSeparation, LatentStructure, contrastive_loss,  # noqa: E402
+                                       gather_features)
 
 WORLD, N, D = 2, 3, 5
 
@@ -46,6 +59,7 @@ def _worker(rank, init_file, out_dir):
         results["inmodal"] = {"loss": loss.detach(), "grads": [x.grad.clone() for x in xs]}
         (gathered,) = gather_features(torch.full((2, 1), float(rank)))
         results["layout"] = gathered
+        results["lavis_imported"] = any(m == "lavis" or m.startswith("lavis.") for m in sys.modules)
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -54,7 +68,11 @@ def _worker(rank, init_file, out_dir):
 @pytest.fixture(scope="module")
 def rank_results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dist")
-    mp.spawn(_worker, args=(str(tmp / "init"), str(tmp)), nprocs=WORLD, join=True)
+    os.environ[_WORKER_ENV] = "1"  # inherited by the spawned workers only (see the top of this file)
+    try:
+        mp.spawn(_worker, args=(str(tmp / "init"), str(tmp)), nprocs=WORLD, join=True)
+    finally:
+        del os.environ[_WORKER_ENV]
     return [torch.load(tmp / f"rank{r}.pt") for r in range(WORLD)]
 
 
@@ -101,6 +119,11 @@ def test_separation_and_inmodal_gather(rank_results):
 def test_gather_layout(rank_results):
     for r in rank_results:
         assert torch.equal(r["layout"], torch.tensor([[0.0], [0.0], [1.0], [1.0]]))
+
+
+def test_workers_ran_without_lavis(rank_results):
+    # the regularizers package is pure torch: the workers imported it without LAVIS
+    assert [r["lavis_imported"] for r in rank_results] == [False] * WORLD
 
 
 def test_gather_without_group_is_identity():

@@ -66,7 +66,8 @@ class TestFeatureSeparation:
         exp = loop_sep(*(x.tolist() for x in xs), tau=0.2, printed_uni=printed)
         assert got.item() == pytest.approx(exp, rel=1e-10)
         terms = sep.loss_terms(*xs, temperature=0.2)
-        assert terms["ortho"].item() == pytest.approx((orthogonal_loss(xs[0], xs[2]) + orthogonal_loss(xs[1], xs[3])).item())
+        ortho = orthogonal_loss(xs[0], xs[2]) + orthogonal_loss(xs[1], xs[3])
+        assert terms["ortho"].item() == pytest.approx(ortho.item())
         if printed:
             # the paper's single log over both modalities == logaddexp of the per-modality printed forms
             s_v = torch.exp(-2 * torch.cdist(xs[2], xs[2]) ** 2).sum()
@@ -103,7 +104,8 @@ class TestFeatureSeparation:
     def test_n1_and_half(self):
         sep = FeatureSeparation(5, 6, 4)
         zvi, zti = sep(torch.randn(1, 5), torch.randn(1, 6))
-        loss = sep.loss(unit(1, 4, 0, torch.float32), unit(1, 4, 1, torch.float32), zvi, zti, zvi.detach(), zti.detach())
+        zv, zt = unit(1, 4, 0, torch.float32), unit(1, 4, 1, torch.float32)
+        loss = sep.loss(zv, zt, zvi, zti, zvi.detach(), zti.detach())
         assert torch.isfinite(loss)
         loss.backward()
         assert all(torch.isfinite(p.grad).all() for p in sep.parameters())

@@ -425,3 +425,23 @@ class TestOrthoUniformity:
             uniformity_loss(torch.randn(3, 2), form="paper")
         with pytest.raises(ValueError, match=r"\(3, 2\).*\(3, 4\)"):
             orthogonal_loss(torch.randn(3, 2), torch.randn(3, 4))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def test_losses_stay_float32_under_autocast():
+    # under AMP the losses switch autocast off for their own body: same float32 value as outside autocast
+    v, t, va, ta = feats(8, 16, seed=50, dtype=torch.float32)
+    fns = [
+        lambda: contrastive_loss(v, t, va, ta, temperature=0.07),
+        lambda: brownian_bridge_loss(v, t, va),
+        lambda: geometric_consistency_loss(v, t, va, ta),
+        lambda: orthogonal_loss(v, va),
+        lambda: uniformity_loss(v),
+    ]
+    ref = [f() for f in fns]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert (v @ t.t()).dtype == torch.bfloat16  # autocast really is on
+        got = [f() for f in fns]
+    for r, g in zip(ref, got):
+        assert g.dtype == torch.float32
+        assert torch.equal(r, g)

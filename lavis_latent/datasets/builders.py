@@ -134,7 +134,8 @@ def check_annotation_files(builder_config, name=None, check_images=False, image_
         raise FileNotFoundError(f"{key} is not set: no folder for the {data_type}.{fix}")
     folder = resolve_storage(vis.get("storage"))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{data_type} folder not found: {folder} (config key {key} = {vis.get('storage')!r}).{fix}")
+        raise FileNotFoundError(
+            f"{data_type} folder not found: {folder} (config key {key} = {vis.get('storage')!r}).{fix}")
     result["images"] = folder
 
     if check_images:

@@ -3,16 +3,20 @@
 Precision convention for every loss in this package: half-precision inputs (float16, bfloat16) are upcast and the
 loss is computed and returned in float32; float32 inputs are computed in float32 and float64 inputs in float64 (so
 ``torch.autograd.gradcheck`` works). The returned scalar therefore has dtype float64 if any input is float64 and
-float32 otherwise. Gradients flow back to the inputs in their own dtype.
+float32 otherwise. Gradients flow back to the inputs in their own dtype. The losses also switch autocast off for
+their own body (:func:`no_autocast`), so under AMP their matmuls stay in float32 too.
 """
 from __future__ import annotations
 
+import functools
+import itertools
 import numbers
 from typing import Optional, Sequence
 
 import torch
 
-__all__ = ["check_2d", "check_same_shape", "compute_dtype", "cast", "check_temperature", "check_unit_interval"]
+__all__ = ["no_autocast", "check_2d", "check_same_shape", "compute_dtype", "cast", "check_temperature",
+           "check_unit_interval"]
 
 
 def check_2d(name: str, x) -> None:
@@ -76,3 +80,23 @@ def check_all_2d_same(pairs: Sequence[tuple]) -> None:
     check_2d(n0, t0)
     for n, t in pairs[1:]:
         check_same_shape(n0, t0, n, t)
+
+
+def no_autocast(fn):
+    """Run ``fn`` with autocast disabled on the device of its first tensor argument (if autocast is on there)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        device = next((a.device.type for a in itertools.chain(args, kwargs.values()) if isinstance(a, torch.Tensor)),
+                      None)
+        if device is not None:
+            try:
+                active = torch.is_autocast_enabled(device)
+            except (RuntimeError, TypeError):  # device type without autocast support
+                active = False
+            if active:
+                with torch.autocast(device_type=device, enabled=False):
+                    return fn(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    return wrapper

@@ -5,7 +5,7 @@ from typing import Optional, Union
 
 import torch
 
-from ._checks import cast, check_same_shape, check_unit_interval, compute_dtype
+from ._checks import cast, check_same_shape, check_unit_interval, compute_dtype, no_autocast
 
 __all__ = ["brownian_bridge_loss", "bridge_mean"]
 
@@ -27,7 +27,7 @@ def _bridge_t(t: BridgeT, n: int, dtype: torch.dtype, device: torch.device,
             raise ValueError(f"t as a tensor must have shape [N] = ({n},) (or be a scalar), got {tuple(t.shape)}")
         if not t.is_floating_point():
             t = t.to(dtype)
-        if bool(torch.isnan(t).any()) or bool((t < 0).any()) or bool((t > 1).any()):
+        if bool((torch.isnan(t) | (t < 0) | (t > 1)).any()):  # one host sync
             raise ValueError(f"t must be in [0, 1], got values in [{t.min().item()}, {t.max().item()}]")
         return t.to(device=device, dtype=dtype).unsqueeze(1)
     value = check_unit_interval("t", t)
@@ -48,6 +48,7 @@ def bridge_mean(z_v: torch.Tensor, z_t: torch.Tensor, t: torch.Tensor, eps: floa
     return torch.where(sq >= eps * eps, mu, torch.zeros_like(mu))
 
 
+@no_autocast
 def brownian_bridge_loss(
     z_v: torch.Tensor,
     z_t: torch.Tensor,

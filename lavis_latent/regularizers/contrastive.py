@@ -22,7 +22,7 @@ from typing import Dict, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from ._checks import cast, check_2d, check_same_shape, check_temperature, compute_dtype
+from ._checks import cast, check_same_shape, check_temperature, compute_dtype, no_autocast
 from .distributed import gather_features, world_info
 
 __all__ = ["contrastive_loss", "contrastive_terms", "info_nce"]
@@ -37,6 +37,7 @@ def info_nce(query: torch.Tensor, keys: torch.Tensor, temperature: torch.Tensor,
     return F.cross_entropy(logits, labels)
 
 
+@no_autocast
 def contrastive_terms(
     z_v: torch.Tensor,
     z_t: torch.Tensor,
@@ -73,15 +74,14 @@ def contrastive_terms(
     tau = check_temperature(temperature, dtype, zv.device)
 
     offset = 0
-    if gather:
-        rank, world = world_info()
-        if world > 1:
-            offset = rank * zv.shape[0]
-            kv, kt, kva, kta = gather_features(zv, zt, zva, zta)
-        else:
-            kv, kt, kva, kta = zv, zt, zva, zta
-    else:
-        kv, kt, kva, kta = zv, zt, zva, zta
+    kv, kt, kva, kta = zv, zt, zva, zta
+    rank, world = world_info()
+    if gather and world > 1:
+        offset = rank * zv.shape[0]
+        if cross_modal:  # gather only the keys that are used (each gather is a collective)
+            kv, kt = gather_features(zv, zt)
+        if zva is not None:
+            kva, kta = gather_features(zva, zta)
 
     out: Dict[str, torch.Tensor] = {}
     if cross_modal:

@@ -5,11 +5,12 @@ from typing import Dict, Optional
 
 import torch
 
-from ._checks import cast, check_same_shape, compute_dtype
+from ._checks import cast, check_same_shape, compute_dtype, no_autocast
 
 __all__ = ["geometric_consistency_loss", "geometric_consistency_terms"]
 
 
+@no_autocast
 def geometric_consistency_terms(
     z_v: torch.Tensor,
     z_t: torch.Tensor,

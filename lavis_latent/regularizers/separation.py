@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import cast, check_2d, check_same_shape, check_temperature, compute_dtype
+from ._checks import cast, check_2d, check_same_shape, check_temperature, compute_dtype, no_autocast
 from .contrastive import Temperature, info_nce
 from .distributed import gather_features, world_info
 
@@ -24,6 +24,7 @@ __all__ = ["orthogonal_loss", "uniformity_loss", "FeatureSeparation", "UNIFORMIT
 UNIFORMITY_FORMS = ("wang_isola", "printed")
 
 
+@no_autocast
 def orthogonal_loss(z: torch.Tensor, z_ind: torch.Tensor) -> torch.Tensor:
     """One modality's half of the paper's L_Ortho (Sec. 4.1): ``1/N sum_j <z_j, z^i_j>^2``.
 
@@ -50,6 +51,7 @@ def _sq_dists(z: torch.Tensor) -> torch.Tensor:
     return (sq[:, None] + sq[None, :] - 2.0 * (z @ z.t())).clamp_min(0.0)
 
 
+@no_autocast
 def uniformity_loss(z: torch.Tensor, t: float = 2.0, form: str = "wang_isola") -> torch.Tensor:
     """Uniformity (Gaussian potential) loss of one modality, the building block of the paper's L^i_Uni (Sec. 4.1).
 
@@ -159,6 +161,7 @@ class FeatureSeparation(nn.Module):
             p_m.data.mul_(momentum).add_(p.data, alpha=1.0 - momentum)
 
     # -- loss --------------------------------------------------------------------------------------------------
+    @no_autocast
     def loss_terms(
         self,
         z_v: torch.Tensor,

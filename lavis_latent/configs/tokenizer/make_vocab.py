@@ -31,6 +31,8 @@ true false entailment neutral contradiction statement hypothesis answer question
 image left right pair pairs both neither either exactly least most same more fewer than
 man woman person people dog cat car tree house sky water street table room bird horse train bus
 sitting standing walking running holding looking playing eating riding wearing near
+artist beach bigger checks city colored companion contain corners drawn feeling forest higher images kind made main
+mood nothing park place placed position someone stripes
 """.split()
 
 

@@ -1,0 +1,24 @@
+"""Shared fixtures: offline environment, a per-session LAVIS cache root, and the repository's paths."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROJECTS_DIR = os.path.join(REPO_ROOT, "projects")
+
+
+@pytest.fixture(scope="session")
+def session_cache_root(tmp_path_factory):
+    """LAVIS's cache root for the whole test session (the embedded data is generated there once)."""
+    import lavis_latent  # noqa: F401
+    from lavis.common.registry import registry
+    from lavis_latent.common.paths import set_cache_root
+
+    previous = registry.get_path("cache_root")
+    root = set_cache_root(tmp_path_factory.mktemp("lavis_cache"))
+    yield root
+    set_cache_root(previous)
