@@ -2,10 +2,10 @@
 
 The PyPI LAVIS wheel has no ``train.py``; this module has the same flags and flow as the one in LAVIS's repository
 (``Config`` -> distributed init -> seeds -> logger -> task -> datasets -> model -> runner ``.train()``), with:
-the plugin registered; the config checked against the registry before anything is built; a device-aware
-process group (gloo on CPU, nccl on GPU, a single-member group without ``torchrun``); ``runner_latent`` standing
-in for LAVIS's ``runner_base`` (a yaml naming another runner keeps it); a job id with second resolution, shared by
-all ranks.
+the plugin registered; the config checked against the registry, and stock datasets whose default paths nobody can
+reach (SNLI-VE, NLVR2 images) checked for their files, before anything is built; a device-aware process group
+(gloo on CPU, nccl on GPU, a single-member group without ``torchrun``); ``runner_latent`` standing in for LAVIS's
+``runner_base`` (a yaml naming another runner keeps it); a job id with second resolution, shared by all ranks.
 """
 import argparse
 import random
@@ -22,6 +22,7 @@ from lavis.common.dist_utils import get_rank
 from lavis.common.logger import setup_logger
 from lavis.common.registry import registry
 from lavis_latent.common.config_check import check_run_config, load_run_config
+from lavis_latent.datasets import check_stock_dataset_files
 from lavis_latent.runners import broadcast_object, init_distributed_mode
 
 DEFAULT_RUNNER = "runner_latent"
@@ -66,6 +67,7 @@ def build_run(args):
     """Config, job id, task, datasets and model for a run, as LAVIS's ``train.py`` builds them."""
     check_run_config(load_run_config(args.cfg_path, args.options))
     cfg = Config(args)
+    check_stock_dataset_files(cfg.datasets_cfg)
     init_distributed_mode(cfg.run_cfg)
     job_id = new_job_id()
     setup_seeds(cfg)

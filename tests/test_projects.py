@@ -8,6 +8,9 @@ from omegaconf import OmegaConf
 
 from conftest import PROJECTS_DIR
 from lavis.common.registry import registry
+from lavis.models.albef_models.albef_classification import AlbefClassification
+from lavis.models.albef_models.albef_nlvr import AlbefNLVR
+from lavis.models.albef_models.albef_vqa import AlbefVQA
 from lavis_latent.common.config_check import check_run_config, load_run_config
 
 PROJECT_YAMLS = sorted(glob.glob(os.path.join(PROJECTS_DIR, "**", "*.yaml"), recursive=True))
@@ -22,6 +25,29 @@ def test_projects_exist():
         assert f"albef_{v}.yaml" in names
         assert f"albef/ret_coco_{v}.yaml" in names and f"albef/ret_flickr_{v}.yaml" in names
     assert "demo/albef_pretrain.yaml" in names and "demo/albef_retrieval.yaml" in names
+    for task in ("vqa", "nlvr", "snli_ve"):
+        assert f"demo/albef_{task}.yaml" in names
+        for v in ("baseline", "fs", "bb", "gc", "all"):
+            assert f"albef/{task}_{v}.yaml" in names
+            assert v == "baseline" or f"demo/albef_{task}_{v}.yaml" in names
+    assert "demo/albef_nlvr_ta.yaml" in names and "albef/nlvr_ta_all.yaml" in names
+
+
+def sample_batch(model, n=4):
+    """A training batch shaped as the model's LAVIS base class reads it (collated as its dataset class does):
+    VQA (question + answers), NLVR2 (two images + statement + label), classification (image + text + label), or
+    retrieval / pretraining (image + caption + image_id)."""
+    common = {"epoch": 0, "iters": 0, "num_iters_per_epoch": 4}
+    texts = ["a red square"] * (n // 2) + ["a blue circle"] * (n - n // 2)
+    if isinstance(model, AlbefVQA):
+        return dict(common, image=torch.randn(n, 3, 64, 64), text_input=["what color is it?"] * n,
+                    answer=["red"] * n, weight=torch.ones(n), n_answers=torch.ones(n, dtype=torch.long))
+    if isinstance(model, AlbefNLVR):
+        return dict(common, image0=torch.randn(n, 3, 64, 64), image1=torch.randn(n, 3, 64, 64), text_input=texts,
+                    label=torch.arange(n) % 2)
+    if isinstance(model, AlbefClassification):
+        return dict(common, image=torch.randn(n, 3, 64, 64), text_input=texts, label=torch.arange(n) % 2)
+    return dict(common, image=torch.randn(n, 3, 64, 64), text_input=texts, image_id=torch.arange(n) // 2)
 
 
 @pytest.mark.parametrize("path", PROJECT_YAMLS, ids=lambda p: os.path.relpath(p, PROJECTS_DIR))
@@ -36,8 +62,6 @@ def test_project_config_resolves_and_builds_tiny(path):
     latent = cfg.model.get("latent")
     latent = OmegaConf.to_container(latent) if latent is not None else {}
     assert model.latent.names == [n for n in LOSS_OF if n in latent]
-    samples = {"image": torch.randn(4, 3, 64, 64), "text_input": ["a red square"] * 2 + ["a blue circle"] * 2,
-               "image_id": torch.tensor([0, 0, 1, 1]), "epoch": 0, "iters": 0, "num_iters_per_epoch": 4}
-    out = model(samples)
+    out = model(sample_batch(model))
     assert {k for k in out.keys() if k in LOSS_OF.values()} == {LOSS_OF[n] for n in latent}
     assert torch.isfinite(out.loss)

@@ -83,7 +83,9 @@ def test_unknown_arch_is_named_with_suggestions(tmp_path):
 
 def test_unknown_builder_and_task_are_named(tmp_path):
     cfg = tmp_path / "bad.yaml"
-    cfg.write_text(open(demo_yaml("albef_retrieval.yaml")).read().replace("demo_retrieval: {}", "demo_retreival: {}"))
+    text = open(demo_yaml("albef_retrieval.yaml")).read()
+    assert "  demo_retrieval:" in text
+    cfg.write_text(text.replace("  demo_retrieval:", "  demo_retreival:"))
     with pytest.raises(ConfigError, match=r"dataset builder 'demo_retreival'.*demo_retrieval"):
         train.main(["--cfg-path", str(cfg)])
     with pytest.raises(ConfigError, match=r"task 'retreival'"):

@@ -63,3 +63,31 @@ def check_run_config(cfg):
     for name in (cfg.get("datasets") or {}):
         if registry.get_builder_class(name) is None:
             raise _unknown("dataset builder", name, list(registry.mapping["builder_name_mapping"]), "datasets")
+    check_latent_config(cfg.model.get("latent"))
+
+
+def check_latent_config(latent):
+    """Raise ``ConfigError`` for a ``model.latent`` block that ``LatentStructure`` would refuse (unknown or
+    misspelled keys, with suggestions; a negative weight; ``bridge.t`` outside [0, 1]), before data or model are
+    built."""
+    from lavis_latent.regularizers.structure import REGULARIZERS, parse_config
+
+    if latent is None:
+        return
+    def unknown(key, valid, where):
+        close = difflib.get_close_matches(str(key), valid, n=2)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        return ConfigError(f"Unknown key {key!r} in {where}.{hint} Valid keys: {', '.join(sorted(valid))}.")
+
+    if hasattr(latent, "items"):
+        for name, sub in latent.items():
+            if name not in REGULARIZERS:
+                raise unknown(name, list(REGULARIZERS), "model.latent")
+            if hasattr(sub, "items"):
+                for key in sub:
+                    if key not in REGULARIZERS[name]:
+                        raise unknown(key, list(REGULARIZERS[name]), f"model.latent.{name}")
+    try:
+        parse_config(latent)
+    except ValueError as err:
+        raise ConfigError(f"model.latent: {err}") from None

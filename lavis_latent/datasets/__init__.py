@@ -25,12 +25,14 @@ from lavis_latent.datasets.builders import (  # noqa: F401  (registration side e
     DemoSNLIVEBuilder,
     DemoVQABuilder,
     check_annotation_files,
+    check_stock_dataset_files,
     generator_settings,
 )
+from lavis_latent.datasets.text_assignment import TextAssignmentDataset  # noqa: F401
 
 __all__ = [
     "SHARED", "IMAGE_ONLY", "TEXT_ONLY", "VALUES", "generate", "layout_paths", "load_metadata", "attribute_labels",
     "active_attributes", "world_params", "render_scene", "check_annotation_files", "generator_settings",
     "DEMO_BUILDERS", "DemoRetrievalBuilder", "DemoCaptionBuilder", "DemoVQABuilder", "DemoNLVRBuilder",
-    "DemoSNLIVEBuilder",
+    "DemoSNLIVEBuilder", "check_stock_dataset_files", "TextAssignmentDataset",
 ]

@@ -1,4 +1,11 @@
 """LAVIS models of the plugin (registered on import)."""
 from lavis_latent.models.albef_latent import AlbefLatentPretrain, AlbefLatentRetrieval, LatentAlbefMixin
+from lavis_latent.models.albef_downstream import (
+    AlbefLatentClassification,
+    AlbefLatentNLVR,
+    AlbefLatentVQA,
+    LatentDownstreamMixin,
+)
 
-__all__ = ["AlbefLatentPretrain", "AlbefLatentRetrieval", "LatentAlbefMixin"]
+__all__ = ["AlbefLatentPretrain", "AlbefLatentRetrieval", "LatentAlbefMixin", "AlbefLatentVQA", "AlbefLatentNLVR",
+           "AlbefLatentClassification", "LatentDownstreamMixin"]

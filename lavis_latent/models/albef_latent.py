@@ -11,6 +11,9 @@ negatives, MLM, ``compute_sim_matrix``) is LAVIS's. The plugin adds:
 
 With no ``latent:`` block the forward pass is LAVIS's, bit for bit.
 """
+import collections
+import logging
+
 import torch
 import torch.nn.functional as F
 from lavis.common.registry import registry
@@ -29,6 +32,16 @@ from lavis_latent.models.encoders import (
 from lavis_latent.regularizers import LatentStructure
 
 
+def key_groups(keys):
+    """``"prefix (n), ..."``: state-dict keys counted by module (first name, two for the text encoders)."""
+    counts = collections.Counter()
+    for key in keys:
+        parts = key.split(".")
+        depth = 2 if parts[0] in ("text_encoder", "text_encoder_m", "text_decoder", "text_decoder_m", "latent") else 1
+        counts[".".join(parts[:depth])] += 1
+    return ", ".join(f"{name} ({n})" for name, n in sorted(counts.items()))
+
+
 class LatentAlbefMixin:
     """Adds a configured ``LatentStructure`` to an ALBEF model (put it before the LAVIS class in the bases).
 
@@ -39,6 +52,10 @@ class LatentAlbefMixin:
         # AlbefBase.__init__ calls self.init_tokenizer() before we could set anything afterwards.
         self._tokenizer_name = tokenizer
         super().__init__(*args, **kwargs)
+        self._build_latent(latent)
+
+    def _build_latent(self, latent):
+        """Build ``self.latent`` (the configured regularizers) and the momentum copy of the separation heads."""
         self.latent = LatentStructure.from_config(
             latent,
             image_dim=self.visual_encoder.vision_width,
@@ -62,13 +79,26 @@ class LatentAlbefMixin:
             self.copy_params()
         return msg
 
+    def _report_load(self, msg, source):
+        """Log, grouped by module, the checkpoint keys this model did not use and the parameters it lacked."""
+        if msg is None:
+            return msg
+        if msg.unexpected_keys:
+            logging.info("%s: checkpoint keys not used by %s (dropped): %s", source, type(self).__name__,
+                         key_groups(msg.unexpected_keys))
+        if msg.missing_keys:
+            logging.info("%s: parameters of %s not in the checkpoint (kept as initialised): %s", source,
+                         type(self).__name__, key_groups(msg.missing_keys))
+        return msg
+
     def load_from_pretrained(self, url_or_filename, **kwargs):
         """ALBEF's ``load_from_pretrained``, then momentum copies re-synchronised if the checkpoint had none."""
-        return self._resync_momentum(super().load_from_pretrained(url_or_filename, **kwargs))
+        msg = super().load_from_pretrained(url_or_filename, **kwargs)
+        return self._resync_momentum(self._report_load(msg, url_or_filename))
 
     def load_checkpoint(self, url_or_filename):
         """LAVIS's ``load_checkpoint``, then momentum copies re-synchronised if the checkpoint had none."""
-        return self._resync_momentum(super().load_checkpoint(url_or_filename))
+        return self._resync_momentum(self._report_load(super().load_checkpoint(url_or_filename), url_or_filename))
 
     def init_tokenizer(self):
         """The tokenizer named by ``model.tokenizer``: a local ``vocab.txt`` (tiny types) or a hub name."""
@@ -90,8 +120,16 @@ class LatentAlbefMixin:
             dict of scalar tensors ``loss_inmodal`` / ``loss_sep`` / ``loss_bridge`` / ``loss_geo`` (active ones).
         """
         out = intermediate_output
-        image_cls, text_cls = out.image_embeds[:, 0, :], out.text_embeds[:, 0, :]
-        image_cls_m, text_cls_m = out.image_embeds_m[:, 0, :], out.text_embeds_m[:, 0, :]
+        return self.latent_losses_from_cls(out.image_embeds[:, 0, :], out.text_embeds[:, 0, :],
+                                           out.image_embeds_m[:, 0, :], out.text_embeds_m[:, 0, :])
+
+    def latent_losses_from_cls(self, image_cls, text_cls, image_cls_m, text_cls_m):
+        """Weighted regularizer losses from the [CLS] hidden states of the unimodal encoders.
+
+        ``image_cls`` [N, Dv] and ``text_cls`` [N, Dt] are the online encoders' (with gradient); ``*_m`` the
+        momentum encoders' (the augmented view). Projected with ``vision_proj`` / ``text_proj`` (momentum:
+        ``*_proj_m``, no gradient) and L2-normalised, as ALBEF's ITC features.
+        """
         z_v = F.normalize(self.vision_proj(image_cls), dim=-1)
         z_t = F.normalize(self.text_proj(text_cls), dim=-1)
         z_v_aug = F.normalize(self.vision_proj_m(image_cls_m), dim=-1).detach()
@@ -137,13 +175,57 @@ class LatentAlbefMixin:
             z_v.append(F.normalize(self.vision_proj(image_cls), dim=-1).cpu())
         return torch.cat(z_v), torch.cat(z_t)
 
+    #: how LAVIS's ITM picks a hard negative for each sample: among the other samples of the batch
+    #: (``"other_samples"``, AlbefPretrain), among samples with another ``image_id`` (``"other_images"``,
+    #: AlbefRetrieval), or None (no ITM)
+    itm_negatives = None
+
+    def _itm_has_negatives(self, samples):
+        """Whether LAVIS's ITM can draw a negative for every sample: False for a batch of one, or (retrieval) a
+        batch whose captions all belong to one image, where ``torch.multinomial`` gets an all-zero (or NaN) row
+        and raises."""
+        if self.itm_negatives is None:
+            return True
+        if samples["image"].size(0) < 2:
+            return False
+        if self.itm_negatives == "other_images" and torch.unique(samples["image_id"].view(-1)).numel() < 2:
+            return False
+        return True
+
+    def _forward_without_itm_negatives(self, samples):
+        """LAVIS's forward for a batch without any ITM negative: the "negative" is drawn as sample 0 (the sampler
+        is told so for the rows with no candidate) and ``loss_itm`` is zeroed, keeping its graph, so that every
+        parameter still gets a (zero) gradient, as DDP requires. ITC, MLM and the regularizers are unchanged."""
+        multinomial = torch.multinomial
+
+        def first_when_no_candidate(weights, num_samples, *args, **kwargs):
+            if weights.dim() == 1 and not bool((torch.isfinite(weights).all() & (weights.sum() > 0)).item()):
+                return torch.zeros(num_samples, dtype=torch.long, device=weights.device)
+            return multinomial(weights, num_samples, *args, **kwargs)
+
+        torch.multinomial = first_when_no_candidate
+        try:
+            output = super().forward(samples)
+        finally:
+            torch.multinomial = multinomial
+        itm = output.loss_itm
+        output["loss"] = output.loss - itm + 0.0 * itm
+        output["loss_itm"] = 0.0 * itm
+        return output
+
     def forward(self, samples):
         """LAVIS's ALBEF forward; with a ``latent:`` block, its losses are added to ``loss`` and to the output.
+
+        A batch in which ITM has no negative to draw (batch size 1; retrieval: one image only) trains without the
+        ITM loss for that step (``loss_itm`` = 0) instead of crashing in LAVIS's ``torch.multinomial``.
 
         Returns LAVIS's ``AlbefOutput`` with extra keys ``loss_inmodal``, ``loss_sep``, ``loss_bridge``,
         ``loss_geo`` for the active regularizers.
         """
-        output = super().forward(samples)
+        if self._itm_has_negatives(samples):
+            output = super().forward(samples)
+        else:
+            output = self._forward_without_itm_negatives(samples)
         if not self.latent.enabled:
             return output
         losses = self.latent_losses(output.intermediate_output)
@@ -179,6 +261,8 @@ class AlbefLatentPretrain(LatentAlbefMixin, AlbefPretrain):
         >>> from lavis.models import load_model
         >>> model = load_model("albef_latent_pretrain", "tiny")
     """
+
+    itm_negatives = "other_samples"
 
     PRETRAINED_MODEL_CONFIG_DICT = {
         "base": config_path("models", "albef_latent_pretrain_base.yaml"),
@@ -219,6 +303,8 @@ class AlbefLatentRetrieval(LatentAlbefMixin, AlbefRetrieval):
         >>> from lavis.models import load_model_and_preprocess
         >>> model, vis, txt = load_model_and_preprocess("albef_latent_retrieval", "tiny")
     """
+
+    itm_negatives = "other_images"
 
     PRETRAINED_MODEL_CONFIG_DICT = {
         "coco": config_path("models", "albef_latent_retrieval_coco.yaml"),

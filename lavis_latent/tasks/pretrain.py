@@ -2,12 +2,14 @@
 from lavis.common.registry import registry
 from lavis.tasks.image_text_pretrain import ImageTextPretrainTask
 
+from lavis_latent.tasks.checked_datasets import CheckedDatasetsMixin
 from lavis_latent.tasks.train_loop import LossTermsMixin
 
 
 @registry.register_task("latent_pretrain")
-class LatentPretrainTask(LossTermsMixin, ImageTextPretrainTask):
-    """Image-text pretraining (no evaluation), with per-term logging and the non-finite step guard."""
+class LatentPretrainTask(CheckedDatasetsMixin, LossTermsMixin, ImageTextPretrainTask):
+    """Image-text pretraining (no evaluation), with per-term logging, the non-finite step guard and checked
+    datasets (``run.skip_bad_images``)."""
 
     def __init__(self, run_cfg=None):
         super().__init__()

@@ -12,12 +12,14 @@ from lavis.common.registry import registry
 from lavis.tasks.retrieval import RetrievalTask
 
 from lavis_latent.metrics import modality_gap
+from lavis_latent.tasks.checked_datasets import CheckedDatasetsMixin
 from lavis_latent.tasks.train_loop import LossTermsMixin
 
 
 @registry.register_task("latent_retrieval")
-class LatentRetrievalTask(LossTermsMixin, RetrievalTask):
-    """Image-text retrieval fine-tuning and evaluation, plus per-term logging and modality-gap measures."""
+class LatentRetrievalTask(CheckedDatasetsMixin, LossTermsMixin, RetrievalTask):
+    """Image-text retrieval fine-tuning and evaluation, plus per-term logging, modality-gap measures and checked
+    datasets (``run.skip_bad_images``)."""
 
     def __init__(self, cfg):
         super().__init__(cfg)

@@ -7,6 +7,11 @@ and TensorBoard with ``run.tensorboard: true``). It also refuses to apply a step
 inf: the step is skipped with a warning that names the offending terms, and after ``run.max_nonfinite_steps``
 (default 5) such steps in a row the run stops with ``NonFiniteLossError``; the checkpoints already written stay
 intact. Under ``torchrun`` the ranks agree on skipping, so DDP never waits on a rank that skipped.
+
+Two attributes let a runner resume and checkpoint inside an epoch (``runner_latent`` sets them): the loop starts
+at step ``train_start_step`` (consumed: reset to 0 once read) and calls ``after_train_step(epoch=, step=,
+iters_per_epoch=)`` on every rank after each step (``step`` counts the steps of the epoch done, skipped ones
+included).
 """
 import logging
 import math
@@ -45,6 +50,11 @@ class LossTermsMixin:
 
     Config (``run:``): ``tensorboard`` (bool, default False), ``max_nonfinite_steps`` (int, default 5).
     """
+
+    #: the step of the next epoch to start at (a runner resuming mid-epoch sets it; reset to 0 once used)
+    train_start_step = 0
+    #: ``callable(epoch=, step=, iters_per_epoch=)`` called on every rank after each training step, or None
+    after_train_step = None
 
     def train_step(self, model, samples):
         """Forward pass; returns ``loss`` and keeps the detached ``loss_*`` terms in ``self.last_loss_terms``."""
@@ -90,14 +100,16 @@ class LossTermsMixin:
     ):
         """LAVIS's ``BaseTask._train_inner_loop`` (same arguments, schedule and return value) with per-term logging
         and the non-finite guard. Returns ``{meter: "global average"}`` as LAVIS does."""
-        use_amp = scaler is not None
         max_bad = int(self._run_setting("max_nonfinite_steps", 5))
         if not hasattr(data_loader, "__next__"):
             data_loader = iter(data_loader)
 
+        start_step, self.train_start_step = int(self.train_start_step or 0), 0
+        step_hook = self.after_train_step
+
+        # LAVIS adds the lr and loss meters up front; here they are added at the first applied step, because
+        # printing a meter that has no value yet fails (SmoothedValue.value/global_avg), e.g. when step 0 is skipped
         metric_logger = MetricLogger(delimiter="  ")
-        metric_logger.add_meter("lr", SmoothedValue(window_size=1, fmt="{value:.6f}"))
-        metric_logger.add_meter("loss", SmoothedValue(window_size=1, fmt="{value:.4f}"))
 
         logging.info("Start training epoch {}, {} iters per inner epoch.".format(epoch, iters_per_epoch))
         header = "Train: data epoch: [{}]".format(epoch)
@@ -106,66 +118,85 @@ class LossTermsMixin:
         else:
             inner_epoch = start_iters // iters_per_epoch
             header = header + "; inner epoch [{}]".format(inner_epoch)
+        if start_step:
+            logging.info("Resuming epoch %d at step %d of %d.", epoch, start_step, iters_per_epoch)
+            header = header + "; from step {}".format(start_step)
         writer = self._tensorboard()
         bad_in_a_row = getattr(self, "_bad_in_a_row", 0)
         skipped = 0
 
-        for i in metric_logger.log_every(range(iters_per_epoch), log_freq, header):
+        for i in metric_logger.log_every(range(start_step, iters_per_epoch), log_freq, header):
             if i >= iters_per_epoch:
                 break
-            samples = next(data_loader)
-            samples = prepare_sample(samples, cuda_enabled=cuda_enabled)
-            samples.update({"epoch": inner_epoch, "num_iters_per_epoch": iters_per_epoch, "iters": i})
-
-            lr_scheduler.step(cur_epoch=inner_epoch, cur_step=i)
-
-            with torch.autocast(device_type="cuda", enabled=use_amp):
-                loss = self.train_step(model=model, samples=samples)
-            terms = getattr(self, "last_loss_terms", {"loss": loss.detach()})
-
-            bad_terms = {k: float(v) for k, v in terms.items() if not math.isfinite(float(v))}
-            if _any_rank(bool(bad_terms) or not torch.isfinite(loss).item(), loss.device):
-                optimizer.zero_grad()
-                skipped += 1
-                bad_in_a_row = self._note_nonfinite(epoch, i, bad_terms or {"loss": float(loss)}, bad_in_a_row, max_bad)
-                continue
-
-            if use_amp:
-                scaler.scale(loss).backward()
+            if self._train_one_step(i, epoch, inner_epoch, iters_per_epoch, model, data_loader, optimizer,
+                                    lr_scheduler, scaler, cuda_enabled, accum_grad_iters, metric_logger, writer):
+                bad_in_a_row = 0
             else:
-                loss.backward()
-
-            if (i + 1) % accum_grad_iters == 0:
-                if use_amp:  # GradScaler already skips steps with inf/NaN gradients
-                    scaler.step(optimizer)
-                    scaler.update()
-                elif _any_rank(not _grads_finite(model), loss.device):
-                    optimizer.zero_grad()
-                    skipped += 1
-                    bad_in_a_row = self._note_nonfinite(epoch, i, {"gradients": float("nan")}, bad_in_a_row, max_bad)
-                    continue
-                else:
-                    optimizer.step()
-                optimizer.zero_grad()
-            bad_in_a_row = 0
-
-            metric_logger.update(**{k: float(v) for k, v in terms.items()})
-            metric_logger.update(lr=optimizer.param_groups[0]["lr"])
-            if writer is not None:
-                step = inner_epoch * iters_per_epoch + i
-                for k, v in terms.items():
-                    writer.add_scalar(f"train/{k}", float(v), step)
-                writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
+                skipped += 1
+                bad_in_a_row = self._note_nonfinite(epoch, i, self._last_bad_terms, bad_in_a_row, max_bad)
+            if step_hook is not None:
+                step_hook(epoch=epoch, step=i + 1, iters_per_epoch=iters_per_epoch)
 
         self._bad_in_a_row = bad_in_a_row
         metric_logger.synchronize_between_processes()
-        logging.info("Averaged stats: " + str(metric_logger.global_avg()))
-        stats = {k: "{:.3f}".format(meter.global_avg) for k, meter in metric_logger.meters.items()}
+        meters = {k: meter for k, meter in metric_logger.meters.items() if meter.count > 0}
+        logging.info("Averaged stats: " + "  ".join(f"{k}: {m.global_avg:.4f}" for k, m in meters.items()))
+        stats = {k: "{:.3f}".format(meter.global_avg) for k, meter in meters.items()}
         if skipped:
             stats["skipped_nonfinite_steps"] = skipped
         if writer is not None:
             writer.flush()
         return stats
+
+    def _train_one_step(self, i, epoch, inner_epoch, iters_per_epoch, model, data_loader, optimizer, lr_scheduler,
+                        scaler, cuda_enabled, accum_grad_iters, metric_logger, writer):
+        """One iteration of LAVIS's loop; returns False (and sets ``_last_bad_terms``) when it was skipped because
+        the loss, a loss term or (without AMP) a gradient was not finite on some rank."""
+        use_amp = scaler is not None
+        samples = next(data_loader)
+        samples = prepare_sample(samples, cuda_enabled=cuda_enabled)
+        samples.update({"epoch": inner_epoch, "num_iters_per_epoch": iters_per_epoch, "iters": i})
+
+        lr_scheduler.step(cur_epoch=inner_epoch, cur_step=i)
+
+        with torch.autocast(device_type="cuda", enabled=use_amp):
+            loss = self.train_step(model=model, samples=samples)
+        terms = getattr(self, "last_loss_terms", {"loss": loss.detach()})
+
+        bad_terms = {k: float(v) for k, v in terms.items() if not math.isfinite(float(v))}
+        if _any_rank(bool(bad_terms) or not torch.isfinite(loss).item(), loss.device):
+            optimizer.zero_grad()
+            self._last_bad_terms = bad_terms or {"loss": float(loss)}
+            return False
+
+        if use_amp:
+            scaler.scale(loss).backward()
+        else:
+            loss.backward()
+
+        if (i + 1) % accum_grad_iters == 0:
+            if use_amp:  # GradScaler already skips steps with inf/NaN gradients
+                scaler.step(optimizer)
+                scaler.update()
+            elif _any_rank(not _grads_finite(model), loss.device):
+                optimizer.zero_grad()
+                self._last_bad_terms = {"gradients": float("nan")}
+                return False
+            else:
+                optimizer.step()
+            optimizer.zero_grad()
+
+        if "lr" not in metric_logger.meters:
+            metric_logger.add_meter("lr", SmoothedValue(window_size=1, fmt="{value:.6f}"))
+            metric_logger.add_meter("loss", SmoothedValue(window_size=1, fmt="{value:.4f}"))
+        metric_logger.update(**{k: float(v) for k, v in terms.items()})
+        metric_logger.update(lr=optimizer.param_groups[0]["lr"])
+        if writer is not None:
+            step = inner_epoch * iters_per_epoch + i
+            for k, v in terms.items():
+                writer.add_scalar(f"train/{k}", float(v), step)
+            writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
+        return True
 
     @staticmethod
     def _note_nonfinite(epoch, step, bad_terms, bad_in_a_row, max_bad):

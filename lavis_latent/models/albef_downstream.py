@@ -1,0 +1,530 @@
+"""ALBEF downstream models with latent modality structures: VQA, NLVR2 and SNLI-VE (paper Sec. 5, Table 4).
+
+Each class subclasses LAVIS's own model, so forward passes, losses (with momentum distillation), ``predict`` /
+``predict_answers`` and the answer ranking are LAVIS's. The plugin adds:
+
+* model types ``tiny`` (offline, random init, local vocabulary) beside LAVIS's ``vqav2`` / ``nlvr`` / ``ve``, and
+  offline construction of the full-size types (LAVIS's ``from_config`` fetches ``bert-base-uncased``);
+* ``load_from_pretrained`` that starts any of them from an ``albef_latent_pretrain`` checkpoint (or ALBEF's
+  original one) at any depth: the regularizer heads and the pretraining-only heads (``latent.*``,
+  ``separation_m.*``, ``itm_head``, projections, queues) are dropped and reported, the VQA decoder is initialised
+  from the fusion layers and the NLVR2 model duplicates each fusion layer for its two images, as ALBEF does;
+* an optional ``latent:`` block that also regularizes the unimodal features during fine-tuning (see below);
+* fixes for three LAVIS 1.0.2 traps: ``AlbefVQA.forward_decoder`` with ``use_distill: False`` (unbound
+  ``logits_m``), ``AlbefNLVR.forward`` with ``use_distill: False`` (stacks ``None``), ``AlbefNLVR.load_from_pretrained``
+  (unpacks one return value into two), and ``AlbefNLVR.share_cross_attention``'s hard-coded 6 layer pairs.
+
+**The latent block downstream.** With no ``latent:`` block (the default, and the paper's protocol: fine-tune from a
+regularized pretrained checkpoint) the model is LAVIS's, parameter for parameter. With one, the model gains ALBEF's
+ITC projections ``vision_proj`` / ``text_proj`` (loaded from the pretraining checkpoint, so the regularizers keep
+acting in the pretrained contrastive space), their momentum copies, a temperature buffer ``temp`` and the
+configured heads, and adds the weighted regularizer losses to LAVIS's loss. The features are read from LAVIS's own
+forward pass through forward hooks ("taps") on the last layer of each unimodal encoder: the ViT's final norm and
+the last text-only BERT layer (``fusion_layer - 1``), so no encoder runs twice. The **augmented view** is the
+momentum encoders' features, as in pretraining:
+
+=================  ==========================================================================================
+model              augmented view
+=================  ==========================================================================================
+VQA, SNLI-VE       LAVIS's momentum ViT and momentum text encoder, which its distillation runs anyway.
+NLVR2              LAVIS's momentum ViT (distillation); the momentum text encoder, which LAVIS does not run
+                   (albef_nlvr.py:150 uses the online one), runs its text layers once without gradient.
+``use_distill:``   there is no distillation, so the model keeps momentum copies of the ViT and text encoder
+``False``          for the regularizers alone, updated every step with ``momentum``, and runs their unimodal
+                   layers without gradient.
+=================  ==========================================================================================
+
+The image feature of an NLVR2 sample (two images, one statement) is the mean of the two images' [CLS] states.
+Downstream texts are questions (VQA), statements that may be false (NLVR2) and hypotheses that may contradict the
+image (SNLI-VE): the regularizers treat each (image, text) of a batch as a pair all the same.
+"""
+import contextlib
+import copy
+import os
+import re
+
+import torch
+import torch.nn.functional as F
+from lavis.common.dist_utils import download_cached_file
+from lavis.common.registry import registry
+from lavis.common.utils import is_url
+from lavis.models.albef_models.albef_classification import AlbefClassification
+from lavis.models.albef_models.albef_nlvr import AlbefNLVR
+from lavis.models.albef_models.albef_outputs import AlbefIntermediateOutput, AlbefOutput
+from lavis.models.albef_models.albef_vqa import AlbefVQA
+from lavis.models.med import BertLMHeadModel, BertModel
+from lavis.models.vit import interpolate_pos_embed
+from torch import nn
+
+from lavis_latent.common.paths import config_path
+from lavis_latent.models.albef_latent import LatentAlbefMixin
+from lavis_latent.models.encoders import (
+    HUB_TOKENIZER,
+    build_text_encoder,
+    build_vision_encoder,
+    load_med_config,
+    load_tokenizer,
+    load_weights_from_config,
+    momentum_copy,
+)
+from lavis_latent.regularizers import LatentStructure
+from lavis_latent.regularizers.structure import parse_config
+
+_TEXT_KEY = re.compile(r"^(text_encoder(?:_m)?)\.(?:bert\.)?(.*)$")
+_LAYER_KEY = re.compile(r"^encoder\.layer\.(\d+)\.(.*)$")
+# task heads never come from a pretraining checkpoint (ALBEF starts them fresh, e.g. after NLVR2's TA step)
+TASK_HEAD_PREFIXES = ("cls_head.", "cls_head_m.")
+
+
+def read_checkpoint_state_dict(url_or_filename):
+    """The state dict of a checkpoint file or URL (LAVIS's rule: the ``model`` entry when there is one)."""
+    if is_url(url_or_filename):
+        path = download_cached_file(url_or_filename, check_hash=False, progress=True)
+    elif os.path.isfile(url_or_filename):
+        path = url_or_filename
+    else:
+        raise RuntimeError(f"checkpoint url or path is invalid: {url_or_filename!r}")
+    checkpoint = torch.load(path, map_location="cpu")
+    return dict(checkpoint["model"] if "model" in checkpoint else checkpoint)
+
+
+def text_layer_keys(state_dict):
+    """``{key: (encoder, layer or None, rest)}`` for the text encoders' keys of a state dict.
+
+    ``encoder`` is ``text_encoder`` or ``text_encoder_m``; ``bert.`` (``BertForMaskedLM`` checkpoints) is
+    stripped; ``layer`` is the BERT layer index for ``encoder.layer.<i>.*`` keys (``rest`` then follows the index)
+    and ``None`` otherwise (``rest`` is the key below the encoder, e.g. ``embeddings.word_embeddings.weight``).
+    """
+    out = {}
+    for key in state_dict:
+        m = _TEXT_KEY.match(key)
+        if not m:
+            continue
+        encoder, rest = m.groups()
+        layer = _LAYER_KEY.match(rest)
+        out[key] = (encoder, int(layer.group(1)), layer.group(2)) if layer else (encoder, None, rest)
+    return out
+
+
+def rename_text_keys(state_dict):
+    """``text_encoder(_m).bert.*`` -> ``text_encoder(_m).*`` (an ``XBertEncoder``/``BertModel`` text encoder)."""
+    out = {}
+    for key, value in state_dict.items():
+        m = _TEXT_KEY.match(key)
+        out[f"{m.group(1)}.{m.group(2)}" if m else key] = value
+    return out
+
+
+class _FirstCLSTap:
+    """Forward hook recording the [CLS] state of a module's first output while ``recording`` (else idle)."""
+
+    def __init__(self, module):
+        self.value = None
+        self.recording = False
+        module.register_forward_hook(self)
+
+    def __call__(self, module, inputs, output):
+        if self.recording and self.value is None:
+            hidden = output[0] if isinstance(output, tuple) else output
+            self.value = hidden[:, 0, :]
+
+
+class LatentDownstreamMixin(LatentAlbefMixin):
+    """``LatentAlbefMixin`` for LAVIS's ALBEF fine-tuning models that have no ITC head (VQA, NLVR2, SNLI-VE).
+
+    Keyword-only constructor arguments: ``tokenizer``, ``latent``, ``embed_dim`` and ``temp`` (the ITC projection
+    width and temperature used by the regularizers; only with a ``latent:`` block). See the module docstring.
+    """
+
+    def __init__(self, *args, tokenizer=HUB_TOKENIZER, latent=None, embed_dim=256, temp=0.07, **kwargs):
+        self._latent_embed_dim = embed_dim
+        self._latent_temp = temp
+        self._latent_momentum = kwargs.get("momentum", 0.995)
+        super().__init__(*args, tokenizer=tokenizer, latent=latent, **kwargs)
+
+    @property
+    def text_width(self):
+        """Hidden size of the text encoder (BERT)."""
+        return self.text_encoder.config.hidden_size
+
+    def _build_latent(self, latent):
+        """Regularizers, ITC projections (+ momentum copies), taps; nothing at all without a ``latent:`` block."""
+        if not parse_config(latent):
+            self.latent = LatentStructure.from_config(latent)
+            self.separation_m = None
+            self._taps = None
+            return
+        if not self.use_distill:  # momentum copies for the regularizers' augmented view alone
+            self.visual_encoder_m = momentum_copy(self.visual_encoder)
+            self.text_encoder_m = momentum_copy(self.text_encoder)
+            self.momentum = self._latent_momentum
+            self.model_pairs = [[self.visual_encoder, self.visual_encoder_m], [self.text_encoder, self.text_encoder_m]]
+        self.vision_proj = nn.Linear(self.visual_encoder.vision_width, self._latent_embed_dim)
+        self.text_proj = nn.Linear(self.text_width, self._latent_embed_dim)
+        self.vision_proj_m = momentum_copy(self.vision_proj)
+        self.text_proj_m = momentum_copy(self.text_proj)
+        self.model_pairs += [[self.vision_proj, self.vision_proj_m], [self.text_proj, self.text_proj_m]]
+        self.register_buffer("temp", torch.tensor(float(self._latent_temp)))
+        super()._build_latent(latent)
+        last_text = self.text_encoder.config.fusion_layer - 1
+        self._taps = {
+            "image": _FirstCLSTap(self.visual_encoder.norm),
+            "image_m": _FirstCLSTap(self.visual_encoder_m.norm),
+            "text": _FirstCLSTap(self.text_encoder.encoder.layer[last_text]),
+            "text_m": _FirstCLSTap(self.text_encoder_m.encoder.layer[last_text]),
+        }
+
+    @contextlib.contextmanager
+    def _recording(self):
+        """Within the block the taps record the first [CLS] state their module outputs (cleared on entry)."""
+        for tap in self._taps.values():
+            tap.value, tap.recording = None, True
+        try:
+            yield self._taps
+        finally:
+            for tap in self._taps.values():
+                tap.recording = False
+
+    # ----- per-model hooks ---------------------------------------------------------------------------------------
+    def _lavis_forward(self, samples, **kwargs):
+        """LAVIS's forward of the model class (the mixin's own ``forward`` wraps it)."""
+        return super(LatentAlbefMixin, self).forward(samples, **kwargs)
+
+    def _latent_images(self, samples):
+        """The image batch the ViT sees in one forward pass."""
+        return samples["image"]
+
+    def _pair_image_cls(self, image_cls):
+        """Image [CLS] states per text of the batch (NLVR2 averages its two images)."""
+        return image_cls
+
+    def _latent_tokens(self, samples):
+        """The tokenized texts of the batch (LAVIS's VQA and classification forwards leave them in ``samples``)."""
+        tokens = samples.get("tokenized_text")
+        if tokens is None:
+            tokens = self.tokenizer(samples["text_input"], padding="longest", truncation=True,
+                                    max_length=self.max_txt_len, return_tensors="pt").to(self.device)
+        return tokens
+
+    # ----- forward -----------------------------------------------------------------------------------------------
+    def latent_views(self, samples):
+        """[CLS] states ``(image, text, image_m, text_m)`` of the pass just recorded; runs the momentum unimodal
+        encoders (no gradient) where LAVIS's forward did not."""
+        taps = self._taps
+        if taps["image_m"].value is None:
+            with torch.no_grad():
+                self.visual_encoder_m(self._latent_images(samples))
+        if taps["text_m"].value is None:
+            tokens = self._latent_tokens(samples)
+            with torch.no_grad():
+                self.text_encoder_m(tokens.input_ids, attention_mask=tokens.attention_mask, return_dict=True,
+                                    mode="text")
+        return (self._pair_image_cls(taps["image"].value), taps["text"].value,
+                self._pair_image_cls(taps["image_m"].value), taps["text_m"].value)
+
+    def forward(self, samples, **kwargs):
+        """LAVIS's forward; in training with a ``latent:`` block its losses are added to ``loss`` and the output.
+
+        Returns LAVIS's output (``AlbefOutput`` / ``AlbefOutputWithLogits``; NLVR2 and SNLI-VE with
+        ``is_train=False``: LAVIS's ``{"predictions", "targets"}``) with extra ``loss_inmodal``, ``loss_sep``,
+        ``loss_bridge``, ``loss_geo`` keys for the active regularizers.
+        """
+        if not self.latent.enabled or not kwargs.get("is_train", True):
+            return self._lavis_forward(samples, **kwargs)
+        if not self.use_distill:
+            self._momentum_update()  # LAVIS updates the momentum copies only when it distils
+        with self._recording():
+            output = self._lavis_forward(samples, **kwargs)
+            views = self.latent_views(samples)
+        losses = self.latent_losses_from_cls(*views)
+        total = output.loss
+        for name, value in losses.items():
+            output[name] = value
+            total = total + value
+        output["loss"] = total
+        return output
+
+    # ----- checkpoints -------------------------------------------------------------------------------------------
+    def _resync_momentum(self, msg):
+        """Copy the online weights into each momentum module the checkpoint lacked (e.g. a new task head's, or all
+        of them for a checkpoint saved without momentum encoders); momentum modules it had keep its weights."""
+        if msg is None or not getattr(self, "model_pairs", None):
+            return msg
+        missing = set(msg.missing_keys)
+        names = {id(module): name for name, module in self.named_modules()}
+        with torch.no_grad():
+            for online, momentum in self.model_pairs:
+                prefix = names[id(momentum)]
+                if any(f"{prefix}.{name}" in missing for name, _ in momentum.named_parameters()):
+                    for p, p_m in zip(online.parameters(), momentum.parameters()):
+                        p_m.copy_(p)
+        return msg
+
+    def convert_pretrained_state_dict(self, state_dict):
+        """Map a pretraining checkpoint's keys onto this model (default: ``bert.`` text keys renamed)."""
+        return rename_text_keys(state_dict)
+
+    def load_from_pretrained(self, url_or_filename, **kwargs):
+        """Initialise from a pretraining checkpoint (``albef_latent_pretrain``, ALBEF's, or an NLVR2 TA one).
+
+        Keys are mapped by ``convert_pretrained_state_dict``; position embeddings are interpolated to this image
+        size; task heads (``cls_head*``) and keys whose shape differs are dropped; the load is non-strict and
+        logged by module (dropped keys, e.g. ``latent.*`` and ``separation_m.*`` regularizer heads, and new
+        parameters); momentum copies are re-synchronised when the checkpoint had none.
+
+        Returns:
+            the ``load_state_dict`` message, with ``unexpected_keys`` including the dropped task heads and
+            shape-mismatched keys.
+        """
+        state_dict = self.convert_pretrained_state_dict(read_checkpoint_state_dict(url_or_filename))
+        for name in ("visual_encoder", "visual_encoder_m"):
+            key = f"{name}.pos_embed"
+            if key in state_dict and hasattr(self, name):
+                state_dict[key] = interpolate_pos_embed(state_dict[key], getattr(self, name))
+        own = self.state_dict()
+        dropped = [k for k in state_dict if k.startswith(TASK_HEAD_PREFIXES)
+                   or (k in own and state_dict[k].shape != own[k].shape)]
+        for key in dropped:
+            del state_dict[key]
+        msg = self.load_state_dict(state_dict, strict=False)
+        msg.unexpected_keys.extend(dropped)
+        return self._resync_momentum(self._report_load(msg, url_or_filename))
+
+
+def _downstream_kwargs(cfg, max_txt_len):
+    """Constructor arguments shared by the three downstream models, with LAVIS's defaults."""
+    return dict(
+        use_distill=cfg.get("use_distill", True),
+        momentum=cfg.get("momentum", 0.995),
+        alpha=cfg.get("alpha", 0.4),
+        max_txt_len=cfg.get("max_txt_len", max_txt_len),
+        tokenizer=cfg.get("tokenizer", HUB_TOKENIZER),
+        latent=cfg.get("latent", None),
+        embed_dim=cfg.get("embed_dim", 256),
+        temp=cfg.get("temp", 0.07),
+    )
+
+
+def _num_classes(cfg):
+    """``model.num_classes``, checked (LAVIS asserts with a message that names no key)."""
+    num_classes = cfg.get("num_classes", -1)
+    if num_classes is None or num_classes < 2:
+        raise ValueError(f"model.num_classes must be at least 2, got {num_classes!r}")
+    return num_classes
+
+
+@registry.register_model("albef_latent_vqa")
+class AlbefLatentVQA(LatentDownstreamMixin, AlbefVQA):
+    """LAVIS's ``AlbefVQA`` (answer generation with a BERT decoder, ranking over an answer list) plus the plugin's
+    checkpoint mapping and optional regularizers.
+
+    Model types: ``vqav2`` (LAVIS's fine-tuned checkpoint; ``load_finetuned: False`` starts from ALBEF's
+    pretrained one) and ``tiny`` (offline, random init). The decoder has as many layers as the encoder has fusion
+    layers (LAVIS hard-codes 6) and cross-attends to the question states (``encoder_width`` = text width).
+
+    Usage:
+        >>> import lavis_latent
+        >>> from lavis.models import load_model_and_preprocess
+        >>> model, vis, txt = load_model_and_preprocess("albef_latent_vqa", "tiny")
+    """
+
+    PRETRAINED_MODEL_CONFIG_DICT = {
+        "vqav2": config_path("models", "albef_latent_vqa_vqav2.yaml"),
+        "tiny": config_path("models", "albef_latent_vqa_tiny.yaml"),
+    }
+
+    @classmethod
+    def from_config(cls, cfg=None):
+        """Build from a model config (LAVIS's ``albef_vqa`` keys plus ``tokenizer``, ``latent``, ``embed_dim``,
+        ``temp`` and ``vit_type: custom`` sizes); loads ``finetuned`` / ``pretrained`` as LAVIS does."""
+        tokenizer = load_tokenizer(cfg.get("tokenizer", HUB_TOKENIZER))
+        text_encoder = build_text_encoder(cfg, vocab_size=len(tokenizer))
+        model = cls(
+            image_encoder=build_vision_encoder(cfg, from_pretrained=False),
+            text_encoder=text_encoder,
+            text_decoder=BertLMHeadModel(config=decoder_config(text_encoder.config)),
+            **_downstream_kwargs(cfg, max_txt_len=25),
+        )
+        load_weights_from_config(model, cfg)
+        return model
+
+    def forward_decoder(self, samples, encoder_out, **kwargs):
+        """LAVIS's ``forward_decoder``; with ``use_distill: False`` the plain LM loss (LAVIS raises
+        ``UnboundLocalError``: albef_vqa.py:215 reads ``logits_m``, set only when distilling)."""
+        if self.use_distill:
+            return super().forward_decoder(samples, encoder_out, **kwargs)
+        answers = self.tokenizer(samples["answer"], padding="longest", return_tensors="pt").to(self.device)
+        answer_targets = answers.input_ids.masked_fill(answers.input_ids == self.tokenizer.pad_token_id, -100)
+        question_output, _ = encoder_out
+        question = samples["tokenized_text"]
+        repeats = [b for b, n in enumerate(samples["n_answers"].tolist()) for _ in range(n)]
+        question_states = question_output.last_hidden_state[repeats]
+        question_atts = question.attention_mask[repeats]
+        answer_output = self.text_decoder(
+            answers.input_ids,
+            attention_mask=answers.attention_mask,
+            encoder_hidden_states=question_states,
+            encoder_attention_mask=question_atts,
+            labels=answer_targets,
+            return_dict=True,
+            reduction="none",
+        )
+        loss = (samples["weight"] * answer_output.loss).sum() / samples["image"].size(0)
+        return loss, answer_output, answer_targets
+
+    def convert_pretrained_state_dict(self, state_dict):
+        """As LAVIS's ``AlbefVQA.load_from_pretrained`` at any depth: the text encoder keeps every layer, the
+        decoder (and its momentum copy) takes the embeddings, the fusion layers (layer ``fusion_layer + i`` ->
+        decoder layer ``i``) and the MLM head. A checkpoint that already has a decoder keeps it."""
+        out = rename_text_keys(state_dict)
+        if any(k.startswith("text_decoder") for k in state_dict):
+            return out
+        fusion = self.text_encoder.config.fusion_layer
+        for key, (encoder, layer, rest) in text_layer_keys(state_dict).items():
+            decoder = encoder.replace("text_encoder", "text_decoder")
+            if layer is None:
+                target = f"{decoder}.{rest}" if rest.startswith("cls.") else f"{decoder}.bert.{rest}"
+            elif layer >= fusion:
+                target = f"{decoder}.bert.encoder.layer.{layer - fusion}.{rest}"
+            else:
+                continue
+            out[target] = state_dict[key]
+        return out
+
+
+def decoder_config(text_config):
+    """The VQA answer decoder's BERT config: the fusion layers' depth, cross-attention to the question states."""
+    config = copy.deepcopy(text_config)
+    config.num_hidden_layers = text_config.num_hidden_layers - text_config.fusion_layer
+    config.fusion_layer = 0
+    config.encoder_width = text_config.hidden_size
+    return config
+
+
+def nlvr_text_config(med_config):
+    """NLVR2's text encoder config: the text layers, then each fusion layer twice (one per image; LAVIS: 18)."""
+    config = copy.deepcopy(med_config)
+    config.num_hidden_layers = med_config.fusion_layer + 2 * (med_config.num_hidden_layers - med_config.fusion_layer)
+    return config
+
+
+@registry.register_model("albef_latent_nlvr")
+class AlbefLatentNLVR(LatentDownstreamMixin, AlbefNLVR):
+    """LAVIS's ``AlbefNLVR`` (two images, one statement, a 2-way head on the fusion [CLS]) plus the plugin's
+    checkpoint mapping and optional regularizers.
+
+    Model types: ``nlvr`` (LAVIS's fine-tuned checkpoint; ``load_finetuned: False`` starts from ALBEF's
+    text-assignment pretrained one) and ``tiny``. With ``num_classes: 3`` and the ``latent_text_assignment`` task
+    it is ALBEF's text-assignment (TA) pre-training model (see ``lavis_latent.tasks.downstream``).
+
+    Usage:
+        >>> import lavis_latent
+        >>> from lavis.models import load_model_and_preprocess
+        >>> model, vis, txt = load_model_and_preprocess("albef_latent_nlvr", "tiny")
+    """
+
+    PRETRAINED_MODEL_CONFIG_DICT = {
+        "nlvr": config_path("models", "albef_latent_nlvr_nlvr.yaml"),
+        "tiny": config_path("models", "albef_latent_nlvr_tiny.yaml"),
+    }
+
+    @classmethod
+    def from_config(cls, cfg=None):
+        """Build from a model config (LAVIS's ``albef_nlvr`` keys plus ``tokenizer``, ``latent``, ``embed_dim``,
+        ``temp`` and ``vit_type: custom`` sizes); loads ``finetuned`` / ``pretrained`` as LAVIS does."""
+        tokenizer = load_tokenizer(cfg.get("tokenizer", HUB_TOKENIZER))
+        text_config = nlvr_text_config(load_med_config(cfg, vocab_size=len(tokenizer)))
+        model = cls(
+            image_encoder=build_vision_encoder(cfg, from_pretrained=False),
+            text_encoder=BertModel(config=text_config, add_pooling_layer=False),
+            num_classes=_num_classes(cfg),
+            **_downstream_kwargs(cfg, max_txt_len=40),
+        )
+        load_weights_from_config(model, cfg)
+        return model
+
+    def share_cross_attention(self, model):
+        """Tie the cross-attention keys and values of each fusion layer pair (LAVIS's, from ``fusion_layer``
+        instead of its hard-coded layers 6-17)."""
+        fusion = model.config.fusion_layer
+        for i in range((model.config.num_hidden_layers - fusion) // 2):
+            modules_0 = model.layer[fusion + 2 * i].crossattention.self._modules
+            modules_1 = model.layer[fusion + 2 * i + 1].crossattention.self._modules
+            for name in modules_0:
+                if "key" in name or "value" in name:
+                    modules_0[name].weight = modules_1[name].weight
+                    modules_0[name].bias = modules_1[name].bias
+
+    def _lavis_forward(self, samples, is_train=True):
+        """LAVIS's forward; with ``use_distill: False`` in training, its prediction and plain cross-entropy
+        (LAVIS stacks the absent momentum embeddings, albef_nlvr.py:187, and raises ``TypeError``)."""
+        if self.use_distill or not is_train:
+            return AlbefNLVR.forward(self, samples, is_train=is_train)
+        output = AlbefNLVR.forward(self, samples, is_train=False)
+        return AlbefOutput(loss=F.cross_entropy(output["predictions"], output["targets"]),
+                           intermediate_output=AlbefIntermediateOutput())
+
+    def _latent_images(self, samples):
+        """Both images of each pair, as LAVIS's forward feeds them to the ViT (``image0`` then ``image1``)."""
+        return torch.cat([samples["image0"], samples["image1"]], dim=0)
+
+    def _pair_image_cls(self, image_cls):
+        """The image feature of a pair: the mean of its two images' [CLS] states."""
+        image0, image1 = image_cls.chunk(2, dim=0)
+        return 0.5 * (image0 + image1)
+
+    def convert_pretrained_state_dict(self, state_dict):
+        """ALBEF's NLVR2 mapping: from a pretraining checkpoint (one fusion stack), each fusion layer ``f + i``
+        initialises the pair ``f + 2i`` (first image) and ``f + 2i + 1`` (second image), for the online and the
+        momentum encoder; a checkpoint with the two-image layout (TA pre-training, NLVR2) loads as it is."""
+        keys = text_layer_keys(state_dict)
+        fusion = self.text_encoder.config.fusion_layer
+        pairs = (self.text_encoder.config.num_hidden_layers - fusion) // 2
+        deepest = max((layer for _, layer, _ in keys.values() if layer is not None), default=-1)
+        if deepest >= fusion + pairs:  # already the two-image layout
+            return rename_text_keys(state_dict)
+        out = {}
+        for key, value in state_dict.items():
+            encoder, layer, rest = keys.get(key, (None, None, None))
+            if layer is None or layer < fusion:
+                out.update(rename_text_keys({key: value}))
+                continue
+            for copy_index in (0, 1):
+                out[f"{encoder}.encoder.layer.{fusion + 2 * (layer - fusion) + copy_index}.{rest}"] = value
+        return out
+
+
+@registry.register_model("albef_latent_classification")
+class AlbefLatentClassification(LatentDownstreamMixin, AlbefClassification):
+    """LAVIS's ``AlbefClassification`` (an MLP head on the fusion [CLS]; SNLI-VE) plus the plugin's checkpoint
+    mapping and optional regularizers.
+
+    Model types: ``ve`` (LAVIS's SNLI-VE fine-tuned checkpoint; ``load_finetuned: False`` starts from ALBEF's
+    pretrained one) and ``tiny``.
+
+    Usage:
+        >>> import lavis_latent
+        >>> from lavis.models import load_model_and_preprocess
+        >>> model, vis, txt = load_model_and_preprocess("albef_latent_classification", "tiny")
+    """
+
+    PRETRAINED_MODEL_CONFIG_DICT = {
+        "ve": config_path("models", "albef_latent_classification_ve.yaml"),
+        "tiny": config_path("models", "albef_latent_classification_tiny.yaml"),
+    }
+
+    @classmethod
+    def from_config(cls, cfg=None):
+        """Build from a model config (LAVIS's ``albef_classification`` keys plus ``tokenizer``, ``latent``,
+        ``embed_dim``, ``temp`` and ``vit_type: custom`` sizes); loads ``finetuned`` / ``pretrained`` as LAVIS
+        does."""
+        tokenizer = load_tokenizer(cfg.get("tokenizer", HUB_TOKENIZER))
+        model = cls(
+            image_encoder=build_vision_encoder(cfg, from_pretrained=False),
+            text_encoder=build_text_encoder(cfg, vocab_size=len(tokenizer)),
+            num_classes=_num_classes(cfg),
+            **_downstream_kwargs(cfg, max_txt_len=40),
+        )
+        load_weights_from_config(model, cfg)
+        return model
+
