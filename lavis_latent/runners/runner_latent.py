@@ -179,7 +179,7 @@ class RunnerLatent(RunnerBase):
         if is_main_process() and isinstance(result, dict) and "agg_metrics" in result:
             self._val_improved = split_name == "val" and result["agg_metrics"] > self.best_agg_metric
             if self._val_improved:
-                self.best_agg_metric, self.best_epoch = result["agg_metrics"], cur_epoch
+                self.best_agg_metric, self.best_epoch = float(result["agg_metrics"]), cur_epoch
         if split_name == self.valid_splits[-1]:
             self._rng_snapshot = gather_rng_states()
             if self.checkpoint_every_n_steps and is_main_process():
