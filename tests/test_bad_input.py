@@ -20,13 +20,7 @@ RETRIEVAL = os.path.join(PROJECTS_DIR, "demo", "albef_retrieval.yaml")
 PRETRAIN = os.path.join(PROJECTS_DIR, "demo", "albef_pretrain.yaml")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a loaded 2-core machine many times faster than two."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,7 @@ YAML = os.path.join(PROJECTS_DIR, "demo", "albef_retrieval_all.yaml")
 STEPS_PER_EPOCH = 6  # 16 images x 3 captions / batch 8
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: deterministic and, on a loaded 2-core machine, many times faster than two."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
