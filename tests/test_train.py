@@ -36,7 +36,7 @@ def demo_yaml(name):
 def retrieval_run(session_cache_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("ret")
     runner = train.main(["--cfg-path", demo_yaml("albef_retrieval_all.yaml"), "--options", *SMALL_DATA,
-                         *small_world("demo_retrieval"), f"run.output_dir={out}"])
+                         *small_world("demo_retrieval"), f"run.output_dir={out}", "run.tensorboard=true"])
     return runner
 
 
@@ -58,6 +58,17 @@ def test_retrieval_epoch_trains_logs_and_evaluates(retrieval_run):
     state = torch.load(os.path.join(out, "checkpoint_best.pth"), map_location="cpu")["model"]
     assert "latent.separation.image_head.weight" in state or any(k.startswith("latent.separation") for k in state)
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_every_loss_term_reaches_tensorboard(retrieval_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(os.path.join(str(retrieval_run.output_dir), "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {f"train/{k}" for k in ("loss", "loss_itc", "loss_itm", "loss_sep", "loss_bridge", "loss_geo", "lr")} <= tags
+    steps = [e.step for e in events.Scalars("train/loss_sep")]
+    assert steps == sorted(steps) and len(steps) == len(set(steps)) >= 2
 
 
 def test_pretrain_checkpoint_then_evaluate_entry_point(retrieval_run, session_cache_root, tmp_path):
