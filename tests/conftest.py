@@ -11,6 +11,18 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECTS_DIR = os.path.join(REPO_ROOT, "projects")
 
 
+def tiny_config(name, **overrides):
+    """A registered model's class and its ``tiny`` model config with ``overrides`` applied."""
+    from lavis.common.registry import registry
+    from omegaconf import OmegaConf
+
+    cls = registry.get_model_class(name)
+    cfg = OmegaConf.load(cls.default_config_path("tiny")).model
+    for key, value in overrides.items():
+        cfg[key] = value
+    return cls, cfg
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One intra-op torch thread for a test module: deterministic and, on a loaded 2-core machine, many times faster

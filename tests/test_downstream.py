@@ -11,8 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import PROJECTS_DIR
-from lavis.common.registry import registry
+from conftest import PROJECTS_DIR, tiny_config
 from lavis.models.albef_models.albef_classification import AlbefClassification
 from lavis.models.albef_models.albef_vqa import AlbefVQA
 from lavis_latent import evaluate, train
@@ -24,14 +23,6 @@ MODELS = {"vqa": "albef_latent_vqa", "nlvr": "albef_latent_nlvr", "snli_ve": "al
 SMALL = ["run.max_epoch=1", "run.batch_size_train=16"]  # 48 training images (as test_train: one shared world)
 ALL_REGULARIZERS = {"inmodal": {}, "separation": {}, "bridge": {}, "geometric": {}}
 
-
-def tiny(name, **overrides):
-    """The model class and its ``tiny`` config with ``overrides``."""
-    cls = registry.get_model_class(name)
-    cfg = OmegaConf.load(cls.default_config_path("tiny")).model
-    for key, value in overrides.items():
-        cfg[key] = value
-    return cls, cfg
 
 
 def batch(task, n=4, seed=0):
@@ -60,7 +51,7 @@ def demo_yaml(name):
 @pytest.fixture(scope="module")
 def pretrain_ckpt(tmp_path_factory):
     """A tiny ``albef_latent_pretrain`` checkpoint with separation heads (random weights, momentum included)."""
-    cls, cfg = tiny("albef_latent_pretrain", latent={"separation": {}})
+    cls, cfg = tiny_config("albef_latent_pretrain", latent={"separation": {}})
     torch.manual_seed(0)
     state = cls.from_config(cfg).state_dict()
     path = tmp_path_factory.mktemp("pretrain") / "checkpoint_5.pth"
@@ -93,7 +84,7 @@ def expected_source(task, key, fusion=2):
 @pytest.mark.parametrize("task", list(MODELS))
 def test_pretrain_checkpoint_loads_into_downstream_model(task, latent, pretrain_ckpt, caplog):
     path, source = pretrain_ckpt
-    cls, cfg = tiny(MODELS[task], latent=latent)
+    cls, cfg = tiny_config(MODELS[task], latent=latent)
     torch.manual_seed(1)
     model = cls.from_config(cfg)
     with caplog.at_level(logging.INFO):
@@ -119,7 +110,7 @@ def test_pretrain_checkpoint_loads_into_downstream_model(task, latent, pretrain_
 
 
 def test_nlvr_pairs_share_cross_attention_from_fusion_layer():
-    cls, cfg = tiny("albef_latent_nlvr")
+    cls, cfg = tiny_config("albef_latent_nlvr")
     model = cls.from_config(cfg)
     layers = model.text_encoder.encoder.layer
     assert len(layers) == 6 and not hasattr(layers[1], "crossattention")  # 2 text + 2 x 2 fusion layers
@@ -133,7 +124,7 @@ def test_nlvr_pairs_share_cross_attention_from_fusion_layer():
 # ---------------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("task, lavis_cls", [("vqa", AlbefVQA), ("snli_ve", AlbefClassification)])
 def test_without_latent_block_losses_equal_lavis(task, lavis_cls):
-    cls, cfg = tiny(MODELS[task])
+    cls, cfg = tiny_config(MODELS[task])
     ours = cls.from_config(cfg)
 
     class Reference(lavis_cls):  # LAVIS's class with the local tokenizer instead of the hub's
@@ -154,7 +145,7 @@ def test_without_latent_block_losses_equal_lavis(task, lavis_cls):
 def test_trains_with_and_without_distillation_and_latent_terms(task, use_distill):
     """LAVIS 1.0.2 crashes for VQA and NLVR2 with use_distill False; every trainable parameter gets a gradient
     (DDP without find_unused_parameters), momentum copies none."""
-    cls, cfg = tiny(MODELS[task], use_distill=use_distill, latent=ALL_REGULARIZERS)
+    cls, cfg = tiny_config(MODELS[task], use_distill=use_distill, latent=ALL_REGULARIZERS)
     model = cls.from_config(cfg)
     out = model(batch(task))
     terms = ["loss_inmodal", "loss_sep", "loss_bridge", "loss_geo"]
@@ -162,7 +153,7 @@ def test_trains_with_and_without_distillation_and_latent_terms(task, use_distill
     out.loss.backward()
     assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
     assert all(not p.requires_grad for p in model.visual_encoder_m.parameters())
-    plain_cls, plain_cfg = tiny(MODELS[task], use_distill=use_distill)
+    plain_cls, plain_cfg = tiny_config(MODELS[task], use_distill=use_distill)
     plain = plain_cls.from_config(plain_cfg)
     plain(batch(task)).loss.backward()
     assert hasattr(plain, "visual_encoder_m") == use_distill  # no momentum encoder unless distilling or regularizing
@@ -172,7 +163,7 @@ def test_trains_with_and_without_distillation_and_latent_terms(task, use_distill
 def test_latent_views_are_the_unimodal_features(task):
     """The taps read the ViT output and the last text-only layer of LAVIS's own forward pass: the same as a
     separate unimodal pass; the augmented view is the momentum encoders'."""
-    cls, cfg = tiny(MODELS[task], latent={"bridge": {}})
+    cls, cfg = tiny_config(MODELS[task], latent={"bridge": {}})
     model = cls.from_config(cfg)
     model.eval()  # same numbers in both passes
     samples = batch(task)
@@ -263,7 +254,7 @@ def test_text_assignment_trains_and_its_checkpoint_starts_nlvr(ta_ckpt):
     runner, path = ta_ckpt
     stats = runner.last_train_stats
     assert 0.5 < float(stats["loss"]) < 2.0  # three classes: ln 3 = 1.1 at chance
-    cls, cfg = tiny("albef_latent_nlvr")
+    cls, cfg = tiny_config("albef_latent_nlvr")
     model = cls.from_config(cfg)
     msg = model.load_from_pretrained(path)
     ta_state = torch.load(path, map_location="cpu")["model"]

@@ -1,9 +1,9 @@
 """Registration, offline tiny types, LAVIS parity and checkpoint compatibility of the ALBEF models."""
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 import lavis_latent  # noqa: F401
+from conftest import tiny_config
 from lavis.common.registry import registry
 from lavis.models import ModelZoo, load_model, load_model_and_preprocess
 from lavis.models.albef_models.albef_pretrain import AlbefPretrain
@@ -11,14 +11,6 @@ from lavis.models.albef_models.albef_retrieval import AlbefRetrieval
 from lavis_latent.models.encoders import WeightsUnavailableError, load_tokenizer
 
 ALL_REGULARIZERS = {"inmodal": {}, "separation": {}, "bridge": {}, "geometric": {}}
-
-
-def tiny_config(name, **overrides):
-    cls = registry.get_model_class(name)
-    cfg = OmegaConf.load(cls.default_config_path("tiny")).model
-    for key, value in overrides.items():
-        cfg[key] = value
-    return cls, cfg
 
 
 def batch(n=4, seed=0):

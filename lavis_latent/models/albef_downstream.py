@@ -237,12 +237,7 @@ class LatentDownstreamMixin(LatentAlbefMixin):
             output = self._lavis_forward(samples, **kwargs)
             views = self.latent_views(samples)
         losses = self.latent_losses_from_cls(*views)
-        total = output.loss
-        for name, value in losses.items():
-            output[name] = value
-            total = total + value
-        output["loss"] = total
-        return output
+        return self._add_latent_losses(output, losses)
 
     # ----- checkpoints -------------------------------------------------------------------------------------------
     def _resync_momentum(self, msg):

@@ -213,6 +213,16 @@ class LatentAlbefMixin:
         output["loss_itm"] = 0.0 * itm
         return output
 
+    @staticmethod
+    def _add_latent_losses(output, losses):
+        """Put each weighted regularizer loss into LAVIS's ``output`` and add it to ``output["loss"]``."""
+        total = output.loss
+        for name, value in losses.items():
+            output[name] = value
+            total = total + value
+        output["loss"] = total
+        return output
+
     def forward(self, samples):
         """LAVIS's ALBEF forward; with a ``latent:`` block, its losses are added to ``loss`` and to the output.
 
@@ -229,12 +239,7 @@ class LatentAlbefMixin:
         if not self.latent.enabled:
             return output
         losses = self.latent_losses(output.intermediate_output)
-        total = output.loss
-        for name, value in losses.items():
-            output[name] = value
-            total = total + value
-        output["loss"] = total
-        return output
+        return self._add_latent_losses(output, losses)
 
 
 def _common_kwargs(cfg):
