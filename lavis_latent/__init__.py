@@ -14,4 +14,5 @@ from lavis_latent.common.paths import configure_cache_root, register_config_reso
 register_config_resolver()
 configure_cache_root()
 
+from lavis_latent import processors  # noqa: F401,E402  (registers processors; before models, which use them)
 from lavis_latent import datasets, models, runners, tasks  # noqa: F401,E402  (registration side effects)

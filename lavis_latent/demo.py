@@ -1,7 +1,7 @@
 """``python -m lavis_latent.demo``: the embedded, offline end-to-end run (``make demo``).
 
-For each variant (baseline and the regularized ones), it pretrains a tiny ALBEF on the embedded data with
-``projects/demo/albef_pretrain[_<variant>].yaml``, fine-tunes it for retrieval from the last pretraining checkpoint
+Two frameworks (``--frameworks albef,clip``, both by default). ALBEF: for each variant (baseline and the
+regularized ones), it pretrains a tiny ALBEF on the embedded data with ``projects/demo/albef_pretrain[_<variant>].yaml``, fine-tunes it for retrieval from the last pretraining checkpoint
 with ``projects/demo/albef_retrieval[_<variant>].yaml``, evaluates on the test split, and prints one table:
 retrieval R@1/5/10 both ways, the modality-gap measures, and each pretraining loss term's final epoch average.
 Every run goes through LAVIS's task, builders and runner (``lavis_latent.train``), so each leaves LAVIS's
@@ -12,6 +12,11 @@ and tested on the embedded test split: ``vqa`` (``albef_vqa[_<variant>].yaml``, 
 (ALBEF's text-assignment step ``albef_nlvr_ta.yaml``, then ``albef_nlvr[_<variant>].yaml``, accuracy) and
 ``snli_ve`` (``albef_snli_ve[_<variant>].yaml``, accuracy); ``--tasks all`` runs the four and prints a second,
 Table-4-like table (retrieval R@1, VQA, NLVR2 and SNLI-VE accuracy per variant).
+
+CLIP (:mod:`lavis_latent.demo_clip`): for ``--clip-variants`` (``baseline`` = plain CLIP, ``inmodal`` = the paper's
+base loss, ``fs``, ``bb``, ``gc``; plus the ``untrained`` row: the random initialisation), a tiny two-tower model is pretrained on
+the embedded digits captions and evaluated by zero-shot classification and a linear probe on the digits test split:
+a Table-1-like and a Table-3-like table.
 """
 import argparse
 import glob
@@ -20,6 +25,7 @@ import os
 import sys
 import time
 
+from lavis_latent import demo_clip
 from lavis_latent.common.paths import PACKAGE_ROOT
 
 VARIANTS = ("baseline", "fs", "bb", "gc", "all")
@@ -148,47 +154,69 @@ def parse_tasks(value):
 def parse_args(argv=None):
     """Command line of the demo."""
     parser = argparse.ArgumentParser(description="Embedded offline demo: pretrain, fine-tune, evaluate retrieval.")
+    parser.add_argument("--frameworks", default="albef,clip", help="comma-separated subset of albef,clip")
     parser.add_argument("--variants", default="baseline,fs,bb,gc,all",
-                        help=f"comma-separated subset of {','.join(VARIANTS)}")
+                        help=f"ALBEF: comma-separated subset of {','.join(VARIANTS)}")
+    parser.add_argument("--clip-variants", default=demo_clip.RANDOM_INIT + "," + ",".join(demo_clip.VARIANTS),
+                        help=f"CLIP: comma-separated subset of {demo_clip.RANDOM_INIT!r},{','.join(demo_clip.VARIANTS)}")
     parser.add_argument("--output-dir", default="output/demo", help="where runs write (relative to the cwd)")
     parser.add_argument("--projects-dir", default=DEFAULT_PROJECTS, help="folder of the demo yaml files")
     parser.add_argument("--options", nargs="+", default=[], help="key=value overrides applied to every run")
     parser.add_argument("--tasks", default="retrieval",
-                        help=f"comma-separated subset of {','.join(TASKS)}, or all (fine-tuned from each variant's "
+                        help=f"ALBEF: comma-separated subset of {','.join(TASKS)}, or all (fine-tuned from each variant's "
                              "pretraining checkpoint)")
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    """Run the demo and print its table; returns the rows."""
-    args = parse_args(argv)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = [v for v in variants if v not in VARIANTS]
+def _names(value, valid, what):
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in names if v not in valid]
     if unknown:
-        raise SystemExit(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+        raise SystemExit(f"unknown {what} {unknown}; choose from {', '.join(valid)}")
+    return names
+
+
+def main(argv=None):
+    """Run the demo and print its tables; returns the rows (ALBEF rows, then CLIP rows with ``framework: clip``)."""
+    args = parse_args(argv)
+    frameworks = _names(args.frameworks, ("albef", "clip"), "framework(s)")
+    variants = _names(args.variants, VARIANTS, "variant(s)") if "albef" in frameworks else []
+    clip_variants = (_names(args.clip_variants, (demo_clip.RANDOM_INIT, *demo_clip.VARIANTS), "CLIP variant(s)")
+                     if "clip" in frameworks else [])
     tasks = parse_tasks(args.tasks)
     output_root = os.path.abspath(args.output_dir)
     rows = []
     for variant in variants:
-        print(f"\n=== lavis-latent demo: variant {variant} ===", flush=True)
+        print(f"\n=== lavis-latent demo: ALBEF variant {variant} ===", flush=True)
         rows.append(run_variant(variant, args.projects_dir, output_root, args.options, tasks=tasks))
+    clip_rows = []
+    for variant in clip_variants:
+        print(f"\n=== lavis-latent demo: CLIP variant {variant} ===", flush=True)
+        clip_rows.append(dict(demo_clip.run_variant(variant, args.projects_dir, output_root, args.options),
+                              framework="clip"))
     tables = []
-    if "retrieval" in tasks:
+    if rows and "retrieval" in tasks:
         tables.append(("Retrieval on the embedded test split (tiny ALBEF, pretrain + fine-tune per variant):",
                        format_table(rows)))
-    if any(t != "retrieval" for t in tasks):
+    if rows and any(t != "retrieval" for t in tasks):
         tables.append(("Downstream tasks on the embedded test split, each fine-tuned from the variant's pretraining "
                        "checkpoint (accuracy %; the paper's Table 4 protocol):", format_downstream_table(rows, tasks)))
+    if clip_rows:
+        zero_shot, probe = demo_clip.format_tables(clip_rows)
+        tables.append(("Zero-shot classification of the digits test split (450 images, 10 classes; tiny CLIP pretrained "
+                       "on the digits captions per variant; top-k %; the paper's Table 1 protocol):", zero_shot))
+        tables.append(("Linear probe on frozen image-encoder features (digits; logistic regression, C chosen on the val "
+                       "split; top-k %; the paper's Table 3 protocol):", probe))
     os.makedirs(output_root, exist_ok=True)
     with open(os.path.join(output_root, "demo_table.md"), "w") as f:
-        f.write("\n\n".join(table for _, table in tables) + "\n")
+        f.write("\n\n".join(title + "\n\n" + table for title, table in tables) + "\n")
     with open(os.path.join(output_root, "demo_results.json"), "w") as f:
-        json.dump(rows, f, indent=2)
+        json.dump(rows + clip_rows, f, indent=2)
     for title, table in tables:
         print(f"\n{title}\n", flush=True)
         print(table)
     print(f"\nRuns, logs and checkpoints under {output_root}", flush=True)
-    return rows
+    return rows + clip_rows
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from lavis.models.albef_models.albef_classification import AlbefClassification
 from lavis.models.albef_models.albef_nlvr import AlbefNLVR
 from lavis.models.albef_models.albef_vqa import AlbefVQA
 from lavis_latent.common.config_check import check_run_config, load_run_config
+from lavis_latent.models import ClipLatent
+from lavis_latent.processors import PairedViews
 
 PROJECT_YAMLS = sorted(glob.glob(os.path.join(PROJECTS_DIR, "**", "*.yaml"), recursive=True))
 # keys of a full-size project that choose weights or sizes; the tiny type's own values replace them
@@ -31,6 +33,8 @@ def test_projects_exist():
             assert f"albef/{task}_{v}.yaml" in names
             assert v == "baseline" or f"demo/albef_{task}_{v}.yaml" in names
     assert "demo/albef_nlvr_ta.yaml" in names and "albef/nlvr_ta_all.yaml" in names
+    for v in ("baseline", "inmodal", "fs", "bb", "gc"):
+        assert f"clip/clip_{v}.yaml" in names
 
 
 def sample_batch(model, n=4):
@@ -39,6 +43,9 @@ def sample_batch(model, n=4):
     retrieval / pretraining (image + caption + image_id)."""
     common = {"epoch": 0, "iters": 0, "num_iters_per_epoch": 4}
     texts = ["a red square"] * (n // 2) + ["a blue circle"] * (n - n // 2)
+    if isinstance(model, ClipLatent):  # paired views, as clip_latent_image_train / eda_caption give them
+        return dict(common, image=PairedViews(torch.randn(n, 3, 64, 64), torch.randn(n, 3, 64, 64)),
+                    text_input=PairedViews(texts, texts[::-1]), image_id=torch.arange(n))
     if isinstance(model, AlbefVQA):
         return dict(common, image=torch.randn(n, 3, 64, 64), text_input=["what color is it?"] * n,
                     answer=["red"] * n, weight=torch.ones(n), n_answers=torch.ones(n, dtype=torch.long))

@@ -29,10 +29,18 @@ from lavis_latent.datasets.builders import (  # noqa: F401  (registration side e
     generator_settings,
 )
 from lavis_latent.datasets.text_assignment import TextAssignmentDataset  # noqa: F401
+# registers cifar10, cifar100, image_folder, digits and digits_caption
+from lavis_latent.datasets.classification import (  # noqa: F401
+    CLASSIFICATION_BUILDERS,
+    DIGIT_WORDS,
+    generate_digits,
+    prepare_stock_classification_config,
+)
 
 __all__ = [
     "SHARED", "IMAGE_ONLY", "TEXT_ONLY", "VALUES", "generate", "layout_paths", "load_metadata", "attribute_labels",
     "active_attributes", "world_params", "render_scene", "check_annotation_files", "generator_settings",
     "DEMO_BUILDERS", "DemoRetrievalBuilder", "DemoCaptionBuilder", "DemoVQABuilder", "DemoNLVRBuilder",
     "DemoSNLIVEBuilder", "check_stock_dataset_files", "TextAssignmentDataset",
+    "CLASSIFICATION_BUILDERS", "DIGIT_WORDS", "generate_digits", "prepare_stock_classification_config",
 ]

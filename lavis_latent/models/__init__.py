@@ -1,5 +1,6 @@
 """LAVIS models of the plugin (registered on import)."""
 from lavis_latent.models.albef_latent import AlbefLatentPretrain, AlbefLatentRetrieval, LatentAlbefMixin
+from lavis_latent.models.clip_latent import ClipLatent, ClipLatentOutput, ClipLatentOutputFeatures
 from lavis_latent.models.albef_downstream import (
     AlbefLatentClassification,
     AlbefLatentNLVR,
@@ -8,4 +9,5 @@ from lavis_latent.models.albef_downstream import (
 )
 
 __all__ = ["AlbefLatentPretrain", "AlbefLatentRetrieval", "LatentAlbefMixin", "AlbefLatentVQA", "AlbefLatentNLVR",
-           "AlbefLatentClassification", "LatentDownstreamMixin"]
+           "AlbefLatentClassification", "LatentDownstreamMixin", "ClipLatent", "ClipLatentOutput",
+           "ClipLatentOutputFeatures"]

@@ -10,8 +10,10 @@ batch-size agnostic, and raise ``ValueError`` on non-2-D inputs, mismatched shap
 * :func:`brownian_bridge_loss`        L_Br with Eq. 1's normalised bridge mean                (Sec. 4.2)
 * :func:`geometric_consistency_loss`  L_GC + L^a_GC                                           (Sec. 4.3)
 * :class:`LatentStructure`            the configured set, weighted, as a dict of named losses
+* :func:`alignment_loss`          L_Align = 1/<Z_T, Z_V>^2 of the gap study            (Sec. 3.1)
 * :func:`gather_features`             all-gather with gradient for the global-batch contrastive terms
 """
+from .alignment import alignment_loss
 from .bridge import bridge_mean, brownian_bridge_loss
 from .contrastive import contrastive_loss, contrastive_terms
 from .distributed import gather_features
@@ -32,4 +34,5 @@ __all__ = [
     "LatentStructure",
     "REGULARIZERS",
     "gather_features",
+    "alignment_loss",
 ]
