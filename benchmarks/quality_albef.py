@@ -1,0 +1,91 @@
+"""ALBEF part of ``benchmarks.quality``: the demo pipeline (LAVIS's runner, ``projects/demo``) per model and seed.
+
+Rows: ``baseline`` (ALBEF as LAVIS has it), ``inmodal`` (ALBEF + the in-modal V2V/T2T terms, the paper's base
+loss up to a factor, see ``LatentStructure``) and ``fs`` / ``bb`` / ``gc`` at each weight on top of the demo's
+variant configs (``latent.<name>.weight`` overridden; the in-modal term is not added to them, as in the demo). Each
+run pretrains on the embedded data and fine-tunes each task from the pretraining checkpoint, as ``lavis_latent.demo``
+does; the seed is ``run.seed``.
+"""
+import os
+import time
+
+from benchmarks.common import command_line, log, machine_description, write_json, write_text
+from benchmarks.quality import METHODS, mean_sd
+from lavis_latent import demo
+
+TASK_KEYS = {"retrieval": [("txt_r1", "txt R@1"), ("img_r1", "img R@1"), ("gap_centroid_distance", "gap centroid")],
+             "vqa": [("vqa", "VQA acc")], "nlvr": [("nlvr", "NLVR2 acc")], "snli_ve": [("snli_ve", "SNLI-VE acc")]}
+
+
+def albef_configs(weights):
+    """``[(row name, demo variant, extra --options)]``."""
+    rows = [("baseline", "baseline", []), ("inmodal", "baseline", ["model.latent.inmodal.weight=1.0"])]
+    for short, name in METHODS.items():
+        for w in weights:
+            rows.append((f"{short} w={w:g}", short, [f"model.latent.{name}.weight={w}"]))
+    return rows
+
+
+def one_run(name, variant, options, seed, tasks, out_root):
+    """Pretrain + fine-tune one row for one seed with the demo's configs; returns the flat metrics."""
+    out = os.path.join(out_root, name.replace(" ", "_").replace("=", ""), f"seed{seed}")
+    started = time.time()
+    row = demo.run_variant(variant, demo.DEFAULT_PROJECTS, out, [*options, f"run.seed={seed}"], tasks=tasks)
+    res = {"seed": seed, "seconds": time.time() - started}
+    res.update({k: row["test"].get(k, float("nan")) for k in ("txt_r1", "img_r1", "gap_centroid_distance")})
+    for task in tasks:
+        if task != "retrieval":
+            res[task] = demo.task_accuracy(task, row["downstream"][task]["test"])
+    log(f"ALBEF {name:10s} seed {seed}: " + " ".join(f"{k}={v:.2f}" for k, v in res.items() if k not in ("seed",)))
+    return res
+
+
+def run(args, weights, seeds, info):
+    """Run the ALBEF grid and write ``quality_albef.md`` / ``.json`` (with ``--albef-tag T``:
+    ``quality_albef_T.*``, one part of a grid split across processes; merge with ``--render-albef``)."""
+    tasks = demo.parse_tasks(args.albef_tasks)
+    out_root = os.path.abspath(os.path.join("output", "benchmarks", "quality_albef"))
+    started = time.time()
+    results = {}
+    for name, variant, options in albef_configs(weights):
+        for seed in seeds:
+            results.setdefault(name, []).append(one_run(name, variant, options, seed, tasks, out_root))
+    report = {"command": command_line(), "args": vars(args), "machine": info, "tasks": tasks, "results": results,
+              "minutes": (time.time() - started) / 60}
+    stem = "quality_albef" + (f"_{args.albef_tag}" if args.albef_tag else "")
+    write_json(os.path.join(args.output_dir, stem + ".json"), report)
+    lines = render([report], args.output_dir, stem)
+    print("\n".join(lines), flush=True)
+    return results
+
+
+def render(reports, output_dir, stem="quality_albef"):
+    """Write ``<stem>.md`` from one or more reports (parts of one grid run side by side: their runs are pooled
+    per row) and return the markdown lines."""
+    tasks = reports[0]["tasks"]
+    results = {}
+    for rep in reports:
+        for name, runs in rep["results"].items():
+            results.setdefault(name, []).extend(runs)
+    keys = [kt for t in tasks for kt in TASK_KEYS[t]]
+    head = ["model", "runs"] + [t for _, t in keys]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, runs in results.items():
+        cells = [name, str(len(runs))]
+        for key, _ in keys:
+            m, sd = mean_sd([r.get(key, float("nan")) for r in runs])
+            fmt = "{:.3f}" if key.startswith("gap") else "{:.1f}"
+            cells.append((fmt + " ± " + fmt).format(m, sd))
+        lines.append("| " + " | ".join(cells) + " |")
+    seeds = sorted({r["seed"] for runs in results.values() for r in runs})
+    commands = "; ".join(f"`{rep['command']}` ({rep['minutes']:.1f} min)" for rep in reports)
+    text = ["# Quality: tiny ALBEF on the embedded demo world (LAVIS runner, demo configs)", "",
+            f"Machine: {machine_description(reports[0]['machine'])}.", "",
+            f"Command{'s, run side by side' if len(reports) > 1 else ''}: {commands}.", "",
+            f"Seeds {', '.join(map(str, seeds))}; tasks {', '.join(tasks)}; each run pretrains 8 epochs on 400 images "
+            "(batch 16) with the demo's pretraining config of its variant and fine-tunes each task from that "
+            "checkpoint (projects/demo/*.yaml; `inmodal` = the baseline configs with `latent.inmodal.weight: 1`). "
+            "Mean ± standard deviation over seeds. Retrieval: 50 test images x 3 captions (chance R@1 2 %).",
+            "", *lines]
+    write_text(os.path.join(output_dir, stem + ".md"), text)
+    return lines

@@ -1,0 +1,90 @@
+"""Smoke test of benchmarks/cost.py at its smallest size (``--quick``): every code path runs, the output files exist,
+the ratios are finite and the variants really ran on the same weights and batches. No wall-clock assertions."""
+import json
+import math
+import os
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+
+# fairscale 0.4.4 (a LAVIS dependency) installs a top-level package named ``benchmarks``: put the repository's first
+if sys.path[0] != REPO_ROOT:
+    sys.path.insert(0, REPO_ROOT)
+if "benchmarks" in sys.modules and not sys.modules["benchmarks"].__file__.startswith(REPO_ROOT):
+    del sys.modules["benchmarks"]
+
+from benchmarks import common, cost  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cost")
+    report = cost.main(["--quick", "--threads", "1", "--output-dir", str(out)])
+    return out, report
+
+
+def test_writes_markdown_json_png(quick_run):
+    out, report = quick_run
+    for name in ("cost.md", "cost.json", "cost_scaling.png"):
+        assert os.path.getsize(out / name) > 0, name
+    with open(out / "cost_scaling.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    md = (out / "cost.md").read_text()
+    assert "--quick" in md and common.cpu_model() in md
+    for variant in cost.TARGETS:
+        assert f"| tiny | {variant} |" in md
+    assert "PASS" in md or "MISS" in md
+    saved = json.loads((out / "cost.json").read_text())  # strict JSON (no NaN)
+    assert saved["threads"] == 1 and saved["steps"]["tiny"]["variants"].keys() == set(cost.VARIANTS)
+
+
+def test_ratios_finite_and_losses_identical(quick_run):
+    _, report = quick_run
+    variants = report["steps"]["tiny"]["variants"]
+    assert variants["lavis"]["time_ratio"]["median"] == 1.0
+    for name, v in variants.items():
+        assert len(v["step_ms"]) == 2
+        for key in ("median", "q1", "q3"):
+            assert math.isfinite(v["time_ratio"][key]) and v["time_ratio"][key] > 0, (name, key)
+        assert math.isfinite(v["memory_ratio"]) and v["memory_ratio"] > 0
+        assert all(m > 0 for m in v["step_memory_bytes"]), name
+        # same weights, same batch, same RNG: ITC / ITM / MLM equal LAVIS's (the regularizers only add terms)
+        assert v["max_base_loss_diff_vs_lavis"] < 1e-5, name
+    # the separation heads are extra parameters; the other regularizers add none
+    assert variants["fs"]["parameters"] > variants["lavis"]["parameters"] == variants["bb"]["parameters"]
+    assert variants["none"]["model_bytes"] == variants["lavis"]["model_bytes"]
+    for name in ("none", "fs", "bb", "gc", "all"):
+        assert variants[name]["extra_code_ms"]["median"] > 0
+    for name in ("fs", "bb", "gc", "all"):  # the project yaml's latent block was used
+        assert variants[name]["latent"] and variants[name]["extra_code_ms"]["median"] > variants["none"][
+            "extra_code_ms"]["median"]
+    assert "extra_code_ms" not in variants["lavis"] and not variants["none"]["latent"]
+    # what the regularizers keep for backward, counted exactly: nothing without a latent block
+    assert variants["lavis"]["extra_saved_for_backward_bytes"] is None
+    assert variants["none"]["extra_saved_for_backward_bytes"] == 0
+    assert all(variants[name]["extra_saved_for_backward_bytes"] > 0 for name in ("fs", "bb", "gc", "all"))
+    assert variants["all"]["extra_saved_for_backward_bytes"] > variants["bb"]["extra_saved_for_backward_bytes"]
+    assert {r["variant"] for r in report["verdicts"]} == set(cost.TARGETS)
+
+
+def test_scaling_covers_every_loss(quick_run):
+    _, report = quick_run
+    assert report["scaling_ns"] == [64, 128]
+    assert len(report["scaling"]) == 7
+    for name, per_n in report["scaling"].items():
+        assert all(math.isfinite(per_n[str(n)]["median"]) and per_n[str(n)]["median"] > 0 for n in (64, 128)), name
+
+
+def test_common_helpers(tmp_path):
+    assert common.quantile([1, 2, 3, 4], 0.5) == 2.5
+    s = common.summary([3.0, 1.0, 2.0])
+    assert (s["median"], s["q1"], s["q3"], s["n"]) == (2.0, 1.5, 2.5, 3)
+    assert math.isnan(common.summary([])["median"])
+    path = common.write_json(str(tmp_path / "x.json"), {"a": float("nan"), "b": [1.0]})
+    assert json.loads(open(path).read()) == {"a": None, "b": [1.0]}
+    assert common.markdown_table(["a", "b"], [[1, 2]]) == ["| a | b |", "|---|---|", "| 1 | 2 |"]
+    assert common.rss_bytes() > 0 and common.peak_rss_bytes() >= common.rss_bytes()
