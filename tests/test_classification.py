@@ -610,3 +610,12 @@ def test_linear_probe_end_to_end_train_with_evaluate(digits, tmp_path):
     rows = json.load(open(os.path.join(result, "test_epochbest.json")))
     assert len(rows) == 450 and 100.0 * np.mean([r["prediction"] == r["target"] for r in rows]) == pytest.approx(
         test["test_top1"])
+
+
+def test_checked_build_accepts_builders_without_annotation_files(digits):
+    """The latent_* tasks' checked build (run.skip_bad_images) on a folder builder that has no annotations block."""
+    from lavis_latent.datasets.checks import build_datasets_checked
+
+    built = build_datasets_checked(registry.get_builder_class("digits")(), "digits")
+    assert set(built) == {"train", "val", "test"}
+    assert len(built["test"]) == len(digits["test"]) and built["test"][0]["label"] == digits["test"][0]["label"]

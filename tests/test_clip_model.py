@@ -313,10 +313,11 @@ run:
 
 
 @pytest.mark.parametrize("options, terms", [
-    (["model.latent.separation.weight=1.0", "model.latent.bridge.t=0.25", "model.latent.geometric.weight=0.25"],
-     ["loss_sep", "loss_bridge", "loss_geo"]),
+    (["model.latent.separation.weight=1.0"], ["loss_sep"]),
+    (["model.latent.bridge.t=0.25"], ["loss_bridge"]),
+    (["model.latent.geometric.weight=0.25"], ["loss_geo"]),
     (["model.base_loss=clip", "model.latent.inmodal.weight=1.0"], ["loss_inmodal"]),
-])
+], ids=["separation", "bridge", "geometric", "clip+inmodal"])
 def test_pretrain_one_epoch_through_lavis_runner(options, terms, session_cache_root, tmp_path):
     """lavis_latent.train on the embedded demo_caption data with the paired-view processors, one epoch."""
     from lavis.common.registry import registry

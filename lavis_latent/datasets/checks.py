@@ -232,7 +232,9 @@ def build_datasets_checked(builder, name, skip_bad=False):
         dist.barrier()
 
     drops = {}
-    for split in builder.config.build_info.annotations.keys():
+    # builders without annotation files (image folders, CIFAR) have nothing to check here
+    annotations = builder.config.build_info.get("annotations", None) or {}
+    for split in annotations.keys():
         if split not in ("train", "val", "test"):
             continue
         is_train = split == "train"
