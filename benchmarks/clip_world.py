@@ -6,7 +6,7 @@ paired-view processors (``clip_latent_image_train``, ``eda_caption``) on the dem
 captions, then measures on the test split:
 
 * retrieval R@1 both ways (every caption against every image, cosine of the projected features);
-* zero-shot top-1 on the shared attributes ``shape`` and ``color`` (prompts "a {value} shape" / "a {value}");
+* zero-shot top-1 on the shared attributes ``shape`` and ``color`` (prompts "a {shape}" / "a {colour} shape");
 * linear-probe accuracy (scikit-learn logistic regression, trained on the train split, tested on the test split)
   of each *active* attribute: shared and image-only ones from the image features, text-only ones from the text
   features; each on the projected feature ``z``, and on ``[z, z^i]`` (with separation heads) or ``[z, c]`` (the
@@ -121,9 +121,11 @@ def train_clip(
     n = len(world.images["train"])
     terms = {}
     for step in range(steps):
-        for g in optim.param_groups:  # linear warm-up (10 %), then cosine
-            warm = max(1, steps // 10)
-            g["lr"] = lr * (step + 1) / warm if step < warm else lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
+        warm = max(1, steps // 10)  # linear warm-up (10 %), then cosine
+        step_lr = (lr * (step + 1) / warm if step < warm
+                   else lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm))))
+        for g in optim.param_groups:
+            g["lr"] = step_lr
         idx = rng.sample(range(n), min(batch_size, n))
         batch = [{"image": vis_train(world.images["train"][i]),
                   "text_input": txt_train(rng.choice(world.captions["train"][i]))} for i in idx]

@@ -2,10 +2,10 @@
 
 CLIP part (default; in-process, the tiny ``clip_latent`` on the demo world, see ``benchmarks/clip_world.py``):
 
-* references: ``untrained`` (the random initialisation: what the probes get for free), ``plain`` (CLIP's 1/2 (V2T + T2V), ``base_loss: clip``), ``inmodal`` (the paper's base loss
-  L_Con = 1/4 (V2T + T2V + V2V + T2T), ``base_loss: paper``) and ``control`` (the ``inmodal`` model probed on
-  ``[z, c]`` with ``c`` an untrained projection head as wide as separation's, so extra dimensions are not mistaken
-  for structure);
+* references: ``untrained`` (the random initialisation: what the probes get for free), ``plain`` (CLIP's
+  1/2 (V2T + T2V), ``base_loss: clip``), ``inmodal`` (the paper's base loss L_Con = 1/4 (V2T + T2V + V2V + T2T),
+  ``base_loss: paper``) and ``control`` (the ``inmodal`` model probed on ``[z, c]`` with ``c`` an untrained
+  projection head as wide as separation's, so extra dimensions are not mistaken for structure);
 * methods on top of ``inmodal``: ``fs`` (separation), ``bb`` (bridge), ``gc`` (geometric consistency), each at
   ``--weights`` (default 0.1 and 1.0), ``--seeds`` (default 3);
 * metrics on the test split: retrieval R@1 both ways, zero-shot top-1 on shape and colour, linear probes of the
@@ -18,7 +18,7 @@ ALBEF part (``--frameworks albef``; through LAVIS's runner with the demo configs
 inmodal and each method at ``--weights``, per seed, pretraining then fine-tuning each of ``--albef-tasks``
 (retrieval R@1, VQA, NLVR2, SNLI-VE accuracy). About 4 min per run and task on 2 cores: hours for the full grid.
 
-    python -m benchmarks.quality                       # CLIP grid + gap sweep, ~18 min on 2 CPU cores
+    python -m benchmarks.quality                       # CLIP grid + gap sweep, ~17 min alone on 2 CPU cores
     python -m benchmarks.quality --frameworks albef --seeds 0 --weights 1.0 --albef-tasks retrieval
 
 Writes ``quality.md``, ``quality.json`` and ``quality.png`` (and ``quality_albef.*``) under ``--output-dir``.
@@ -141,18 +141,21 @@ def mean_sd(values):
     return statistics.mean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
 
 
+def cell(runs, key):
+    """``"mean ± sd"`` of ``key`` over runs (3 decimals for gap measures, 1 for percentages), ``-`` if absent."""
+    m, sd = mean_sd([r.get(key, float("nan")) for r in runs])
+    fmt = "{:.3f}" if key.startswith("gap") else "{:.1f}"
+    return "-" if m != m else (fmt + " ± " + fmt).format(m, sd)
+
+
 def grid_table(results, metrics=METRICS):
     head = ["model"] + [title for _, title in metrics]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, runs in results.items():
         cells = [name]
         for key, _ in metrics:
-            if name == "inmodal" and key.endswith("[z+]"):  # the control row is the inmodal model on [z, c]
-                cells.append("(control)")
-                continue
-            m, sd = mean_sd([r.get(key, float("nan")) for r in runs])
-            fmt = "{:.3f}" if key.startswith("gap") else "{:.1f}"
-            cells.append("-" if m != m else (fmt + " ± " + fmt).format(m, sd))
+            # the control row is the inmodal model on [z, c]
+            cells.append("(control)" if name == "inmodal" and key.endswith("[z+]") else cell(runs, key))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -168,12 +171,7 @@ def sweep_table(sweep):
         for name, runs in sweep[gap].items():
             cells = [f"{gap:g}", name]
             for key, _ in keys:
-                if name == "inmodal" and key.endswith("[z+]"):
-                    cells.append("(control)")
-                    continue
-                m, sd = mean_sd([r.get(key, float("nan")) for r in runs])
-                fmt = "{:.3f}" if key.startswith("gap") else "{:.1f}"
-                cells.append("-" if m != m else (fmt + " ± " + fmt).format(m, sd))
+                cells.append("(control)" if name == "inmodal" and key.endswith("[z+]") else cell(runs, key))
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -10,7 +10,7 @@ import os
 import time
 
 from benchmarks.common import command_line, log, machine_description, write_json, write_text
-from benchmarks.quality import METHODS, mean_sd
+from benchmarks.quality import METHODS, cell
 from lavis_latent import demo
 
 TASK_KEYS = {"retrieval": [("txt_r1", "txt R@1"), ("img_r1", "img R@1"), ("gap_centroid_distance", "gap centroid")],
@@ -71,11 +71,7 @@ def render(reports, output_dir, stem="quality_albef"):
     head = ["model", "runs"] + [t for _, t in keys]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, runs in results.items():
-        cells = [name, str(len(runs))]
-        for key, _ in keys:
-            m, sd = mean_sd([r.get(key, float("nan")) for r in runs])
-            fmt = "{:.3f}" if key.startswith("gap") else "{:.1f}"
-            cells.append((fmt + " ± " + fmt).format(m, sd))
+        cells = [name, str(len(runs))] + [cell(runs, key) for key, _ in keys]
         lines.append("| " + " | ".join(cells) + " |")
     seeds = sorted({r["seed"] for runs in results.values() for r in runs})
     commands = "; ".join(f"`{rep['command']}` ({rep['minutes']:.1f} min)" for rep in reports)

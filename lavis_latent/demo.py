@@ -1,7 +1,8 @@
 """``python -m lavis_latent.demo``: the embedded, offline end-to-end run (``make demo``).
 
 Two frameworks (``--frameworks albef,clip``, both by default). ALBEF: for each variant (baseline and the
-regularized ones), it pretrains a tiny ALBEF on the embedded data with ``projects/demo/albef_pretrain[_<variant>].yaml``, fine-tunes it for retrieval from the last pretraining checkpoint
+regularized ones), it pretrains a tiny ALBEF on the embedded data with
+``projects/demo/albef_pretrain[_<variant>].yaml``, fine-tunes it for retrieval from the last pretraining checkpoint
 with ``projects/demo/albef_retrieval[_<variant>].yaml``, evaluates on the test split, and prints one table:
 retrieval R@1/5/10 both ways, the modality-gap measures, and each pretraining loss term's final epoch average.
 Every run goes through LAVIS's task, builders and runner (``lavis_latent.train``), so each leaves LAVIS's
@@ -14,9 +15,9 @@ and tested on the embedded test split: ``vqa`` (``albef_vqa[_<variant>].yaml``, 
 Table-4-like table (retrieval R@1, VQA, NLVR2 and SNLI-VE accuracy per variant).
 
 CLIP (:mod:`lavis_latent.demo_clip`): for ``--clip-variants`` (``baseline`` = plain CLIP, ``inmodal`` = the paper's
-base loss, ``fs``, ``bb``, ``gc``; plus the ``untrained`` row: the random initialisation), a tiny two-tower model is pretrained on
-the embedded digits captions and evaluated by zero-shot classification and a linear probe on the digits test split:
-a Table-1-like and a Table-3-like table.
+base loss, ``fs``, ``bb``, ``gc``; plus the ``untrained`` row: the random initialisation), a tiny two-tower model
+is pretrained on the embedded digits captions and evaluated by zero-shot classification and a linear probe on the
+digits test split: a Table-1-like and a Table-3-like table.
 """
 import argparse
 import glob
