@@ -36,8 +36,8 @@ COCOCapBuilder = registry.get_builder_class("coco_caption")
 
 GENERATOR_CONTROL_KEYS = ("enabled", "root")
 
-# root -> params of the demo worlds the builders of this process have generated or checked
-_WORLDS_IN_USE = {}
+# root -> params of the generated data (demo worlds, digits) the builders of this process have generated or checked
+_GENERATED_IN_USE = {}
 
 
 def _cache_root():
@@ -149,12 +149,13 @@ def check_annotation_files(builder_config, name=None, check_images=False, image_
     return result
 
 
-def generator_settings(builder_config):
-    """``(enabled, absolute root, params)`` of a demo builder config's ``build_info.generator`` block.
+def generator_settings(builder_config, validate=None, what="demo world"):
+    """``(enabled, absolute root, params)`` of a builder config's ``build_info.generator`` block.
 
-    ``params`` are the :func:`~lavis_latent.datasets.demo_data.generate` keyword arguments (validated and
-    normalised by :func:`~lavis_latent.datasets.demo_data.world_params`); ``(False, None, None)`` when the block is
-    absent or ``enabled: false``. Raises ``ValueError`` naming the config key on an unknown parameter.
+    ``params`` are the generator's keyword arguments, validated and normalised by ``validate`` (default
+    :func:`~lavis_latent.datasets.demo_data.world_params`, for :func:`~lavis_latent.datasets.demo_data.generate`);
+    ``(False, None, None)`` when the block is absent or ``enabled: false``. Raises ``ValueError`` naming the config
+    key on an unknown parameter; ``what`` names the data in messages.
     """
     gen = builder_config.get("build_info", {}).get("generator")
     if gen is None:
@@ -164,10 +165,10 @@ def generator_settings(builder_config):
         return False, None, None
     root = gen.get("root")
     if not root:
-        raise ValueError("build_info.generator.root is not set: the folder (relative to cache_root) of the demo world")
+        raise ValueError(f"build_info.generator.root is not set: the folder (relative to cache_root) of the {what}")
     params = {k: v for k, v in gen.items() if k not in GENERATOR_CONTROL_KEYS}
     try:
-        params = demo_data.world_params(**params)
+        params = (validate or demo_data.world_params)(**params)
     except ValueError as e:
         raise ValueError(f"build_info.generator: {e}") from None
     return True, resolve_storage(root), params
@@ -190,10 +191,40 @@ def _is_under(path, root):
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-class DemoBuilderMixin:
-    """Generation and up-front checks shared by the demo builders (mixed in before a LAVIS builder class)."""
+class GeneratedDataMixin:
+    """``prepare_demo_data`` for a builder whose data a generator writes under ``build_info.generator.root``.
+
+    A subclass names its generator: ``generate_data(root, **params)`` (idempotent; returns the paths), the
+    ``generator_params`` validator of the config block, and ``generated_what`` for messages.
+    """
 
     name = None  # registered name, for messages
+    generated_what = "demo world"
+    generator_params = staticmethod(demo_data.world_params)
+    generate_data = staticmethod(demo_data.generate)
+
+    def prepare_demo_data(self):
+        """Generate the data when the config's files live under ``build_info.generator.root`` and it is missing or
+        was generated with other parameters; returns the generator's paths dict (``None`` if not generating)."""
+        enabled, root, params = generator_settings(self.config, self.generator_params, self.generated_what)
+        if not enabled:
+            return None
+        if not any(_is_under(p, root) for p in _declared_paths(self.config)):
+            return None  # the config points at other data: nothing to generate
+        previous = _GENERATED_IN_USE.get(root)
+        if previous is not None and previous != params:
+            logging.warning(
+                "%s: regenerating the %s in %s with different parameters than another dataset of this process "
+                "used (%s -> %s); give each parameter set its own build_info.generator.root", self.name,
+                self.generated_what, root, previous, params)
+        paths = self.generate_data(root, **params)
+        _GENERATED_IN_USE[root] = params
+        return paths
+
+
+class DemoBuilderMixin(GeneratedDataMixin):
+    """Generation and up-front checks shared by the demo builders (mixed in before a LAVIS builder class)."""
+
     image_suffix = ""  # appended to annotation image names by the dataset class (SNLI-VE: ".jpg")
     check_images = True  # every referenced image must exist (off under run.skip_bad_images: they are dropped)
 
@@ -201,24 +232,6 @@ class DemoBuilderMixin:
     def default_config_path(cls, type="default"):
         """Absolute path of the default yaml (LAVIS would join a relative one to its own package root)."""
         return cls.DATASET_CONFIG_DICT[type]
-
-    def prepare_demo_data(self):
-        """Generate the demo world when the config's files live under ``build_info.generator.root`` and it is missing
-        or was generated with other parameters; returns the paths dict of ``generate`` (``None`` if not generating)."""
-        enabled, root, params = generator_settings(self.config)
-        if not enabled:
-            return None
-        if not any(_is_under(p, root) for p in _declared_paths(self.config)):
-            return None  # the config points at other data: nothing to generate
-        previous = _WORLDS_IN_USE.get(root)
-        if previous is not None and previous != params:
-            logging.warning(
-                "%s: regenerating the demo world in %s with different parameters than another dataset of this process "
-                "used (%s -> %s); give each parameter set its own build_info.generator.root", self.name, root,
-                previous, params)
-        paths = demo_data.generate(root, **params)
-        _WORLDS_IN_USE[root] = params
-        return paths
 
     def check_files(self):
         """:func:`check_annotation_files` on this builder's config, with images and a demo-specific hint."""

@@ -33,25 +33,21 @@ upscaled with bilinear interpolation (``resample: nearest`` for blocky pixels), 
 same files serve ``digits`` and ``digits_caption`` (LAVIS's caption dataset derives image ids by stripping
 ``.jpg``). Generation is idempotent and atomic, like the demo world's (:mod:`lavis_latent.datasets.demo_data`).
 """
-import json
 import logging
 import os
 import pickle
 import random
-import shutil
-import tempfile
-import uuid
 
 import numpy as np
 from lavis.common.registry import registry
 from lavis.datasets.builders.base_dataset_builder import BaseDatasetBuilder
 from lavis.datasets.datasets.base_dataset import BaseDataset
 from lavis.datasets.datasets.imagefolder_dataset import ImageFolderDataset
-from omegaconf import OmegaConf
 from PIL import Image
 
 from lavis_latent.common.paths import config_path
-from lavis_latent.datasets.builders import COCOCapBuilder, DemoBuilderMixin, resolve_storage
+from lavis_latent.datasets import demo_data
+from lavis_latent.datasets.builders import COCOCapBuilder, DemoBuilderMixin, GeneratedDataMixin, resolve_storage
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -173,26 +169,8 @@ def digits_layout(root):
     return paths
 
 
-def _read_manifest(root):
-    try:
-        with open(digits_layout(root)["manifest"]) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def _digits_complete(root, params):
-    manifest = _read_manifest(root)
-    if not manifest or manifest.get("format_version") != DIGITS_FORMAT_VERSION or manifest.get("params") != params:
-        return False
-    return all(os.path.exists(p) for p in digits_layout(root).values())
-
-
-def _write_json(path, obj, indent=None):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=indent)
-        f.write("\n")
+    return demo_data.manifest_matches(root, DIGITS_FORMAT_VERSION, params, digits_layout(root).values())
 
 
 def _write_digits(out, p):
@@ -213,7 +191,7 @@ def _write_digits(out, p):
                 rows.extend({"image": rel, "caption": c, "image_id": int(index)} for c in captions)
             else:  # caption eval format (as the demo world's): one row per image, its captions in a list
                 rows.append({"image": rel, "caption": captions, "image_id": int(index)})
-        _write_json(os.path.join(out, "annotations", f"caption_{split}.json"), rows)
+        demo_data.write_json(os.path.join(out, "annotations", f"caption_{split}.json"), rows)
         counts[split] = {str(d): int((labels[splits[split]] == d).sum()) for d in range(10)}
     return counts
 
@@ -248,95 +226,20 @@ def generate_digits(root, seed=0, image_size=64, resample="bilinear", train_frac
     root = paths["root"]
     if not force and _digits_complete(root, params):
         return paths
-    if os.path.isdir(root) and os.listdir(root) and _read_manifest(root) is None:
-        raise FileExistsError(f"{root} exists, is not empty and holds no digits manifest: refusing to replace it; "
-                              "choose another build_info.generator.root or remove that folder")
-    parent = os.path.dirname(root)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.staging-", dir=parent)
-    try:
-        counts = _write_digits(staging, params)
-        manifest = {"format_version": DIGITS_FORMAT_VERSION, "generator": "lavis_latent.datasets.classification",
-                    "params": params, "classnames": list(DIGIT_WORDS), "counts": counts}
-        _write_json(os.path.join(staging, "manifest.json"), manifest, indent=1)
-        old = None
-        if os.path.lexists(root):
-            old = os.path.join(parent, f".{os.path.basename(root)}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(root, old)
-        os.chmod(staging, 0o755)
-        os.rename(staging, root)
-        staging = None
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
+    manifest = {"format_version": DIGITS_FORMAT_VERSION, "generator": "lavis_latent.datasets.classification",
+                "params": params, "classnames": list(DIGIT_WORDS)}
+    demo_data.replace_atomically(root, lambda staging: {"counts": _write_digits(staging, params)}, manifest, "digits")
     logging.info("digits data written to %s (%s)", root, params)
     return paths
 
 
-def digits_generator_settings(builder_config):
-    """``(enabled, absolute root, params)`` of a ``build_info.generator`` block for the digits data;
-    ``(False, None, None)`` when absent or ``enabled: false``. Raises ``ValueError`` naming the config key."""
-    gen = builder_config.get("build_info", {}).get("generator")
-    if gen is None:
-        return False, None, None
-    gen = OmegaConf.to_container(gen, resolve=True) if not isinstance(gen, dict) else dict(gen)
-    if not gen.get("enabled", True):
-        return False, None, None
-    root = gen.get("root")
-    if not root:
-        raise ValueError("build_info.generator.root is not set: the folder (relative to cache_root) of the digits data")
-    params = {k: v for k, v in gen.items() if k not in ("enabled", "root")}
-    try:
-        params = digits_params(**params)
-    except ValueError as e:
-        raise ValueError(f"build_info.generator: {e}") from None
-    return True, resolve_storage(root), params
-
-
-def _is_under(path, root):
-    path, root = os.path.abspath(path), os.path.abspath(root)
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-# root -> params of the digits data this process generated or checked
-_DIGITS_IN_USE = {}
-
-
-class DigitsGeneratorMixin:
+class DigitsGeneratorMixin(GeneratedDataMixin):
     """``prepare_demo_data`` that writes the digits data (instead of the demo world) when the builder's storage
     paths lie under ``build_info.generator.root``."""
 
-    def prepare_demo_data(self):
-        """Generate the digits under the configured root when missing or generated with other parameters; returns
-        :func:`digits_layout` paths, or ``None`` when the config points at other data or generation is off."""
-        enabled, root, params = digits_generator_settings(self.config)
-        if not enabled:
-            return None
-        if not any(_is_under(p, root) for p in _declared_storage(self.config)):
-            return None
-        previous = _DIGITS_IN_USE.get(root)
-        if previous is not None and previous != params:
-            logging.warning("%s: regenerating the digits in %s with different parameters than another dataset of "
-                            "this process used (%s -> %s); give each parameter set its own build_info.generator.root",
-                            self.name, root, previous, params)
-        paths = generate_digits(root, **params)
-        _DIGITS_IN_USE[root] = params
-        return paths
-
-
-def _declared_storage(builder_config):
-    info = builder_config.build_info
-    paths = []
-    anns = info.get("annotations") or {}
-    for split in anns.keys():
-        storage = anns[split].get("storage")
-        paths.extend(resolve_storage(p) for p in ([storage] if isinstance(storage, str) else list(storage or [])))
-    vis = info.get(builder_config.get("data_type", "images"))
-    if vis is not None and vis.get("storage") is not None:
-        paths.append(resolve_storage(vis.get("storage")))
-    return paths
+    generated_what = "digits data"
+    generator_params = staticmethod(digits_params)
+    generate_data = staticmethod(generate_digits)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

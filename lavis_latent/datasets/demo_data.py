@@ -216,23 +216,33 @@ def generate(root, seed=0, num_train=200, num_val=50, num_test=50, info_gap=0.5,
     if not force and is_complete(paths["root"], params):
         return paths
 
-    root = paths["root"]
+    manifest = {  # no timestamps: the same parameters give byte-identical files
+        "format_version": FORMAT_VERSION,
+        "generator": "lavis_latent.datasets.demo_data",
+        "params": params,
+        "files": dict(LAYOUT),
+    }
+    replace_atomically(paths["root"], lambda staging: _write_world(staging, params), manifest, "demo-data")
+    return paths
+
+
+def replace_atomically(root, fill, manifest, what):
+    """Build a generated folder in a staging folder beside ``root`` and swap it in with renames.
+
+    ``fill(staging)`` writes the data and may return a dict of further manifest entries; ``manifest`` (a dict) plus
+    those is written last, as ``manifest.json``, so readers never see a half-written folder with a manifest. A non-empty ``root`` without a manifest (not generated data) is never
+    replaced: ``FileExistsError`` naming ``what`` (e.g. ``"demo-data"``, ``"digits"``).
+    """
     if os.path.isdir(root) and os.listdir(root) and read_manifest(root) is None:
         raise FileExistsError(
-            f"{root} exists, is not empty and holds no demo-data manifest: refusing to replace it; "
+            f"{root} exists, is not empty and holds no {what} manifest: refusing to replace it; "
             "choose another root (build_info.generator.root) or remove that folder")
     parent = os.path.dirname(root)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.staging-", dir=parent)
     try:
-        _write_world(staging, params)
-        manifest = {  # no timestamps: the same parameters give byte-identical files
-            "format_version": FORMAT_VERSION,
-            "generator": "lavis_latent.datasets.demo_data",
-            "params": params,
-            "files": dict(LAYOUT),
-        }
-        _write_json(os.path.join(staging, LAYOUT["manifest"]), manifest, indent=1)
+        extra = fill(staging) or {}
+        write_json(os.path.join(staging, LAYOUT["manifest"]), {**manifest, **extra}, indent=1)
         old = None
         if os.path.lexists(root):
             old = os.path.join(parent, f".{os.path.basename(root)}.old-{uuid.uuid4().hex[:8]}")
@@ -245,7 +255,6 @@ def generate(root, seed=0, num_train=200, num_val=50, num_test=50, info_gap=0.5,
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-    return paths
 
 
 def read_manifest(root):
@@ -260,11 +269,16 @@ def read_manifest(root):
 
 def is_complete(root, params):
     """True when ``root`` holds a finished world generated with exactly ``params`` (as :func:`world_params` gives)."""
-    manifest = read_manifest(root)
-    if not manifest or manifest.get("format_version") != FORMAT_VERSION or manifest.get("params") != params:
-        return False
     paths = layout_paths(root)
-    return all(os.path.exists(paths[key]) for key in LAYOUT)
+    return manifest_matches(root, FORMAT_VERSION, params, [paths[key] for key in LAYOUT])
+
+
+def manifest_matches(root, format_version, params, paths):
+    """True when ``root``'s manifest records ``format_version`` and exactly ``params``, and every path exists."""
+    manifest = read_manifest(root)
+    if not manifest or manifest.get("format_version") != format_version or manifest.get("params") != params:
+        return False
+    return all(os.path.exists(p) for p in paths)
 
 
 def load_metadata(root):
@@ -493,7 +507,8 @@ _NLVR_TEMPLATES = (
 # ---------------------------------------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------------------------------------
-def _write_json(path, obj, indent=None):
+def write_json(path, obj, indent=None):
+    """Write ``obj`` as json to ``path`` (creating its folder), with a final newline."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump(obj, f, indent=indent, sort_keys=False)
@@ -544,12 +559,12 @@ def _write_world(out, p):
         recs = by_split[split]
         if split == "train":
             rows = [{"image": r["image"], "caption": c, "image_id": r["image_id"]} for r in recs for c in r["captions"]]
-            _write_json(os.path.join(out, LAYOUT["retrieval_train"]), rows)
-            _write_json(os.path.join(out, LAYOUT["caption_train"]), rows)
+            write_json(os.path.join(out, LAYOUT["retrieval_train"]), rows)
+            write_json(os.path.join(out, LAYOUT["caption_train"]), rows)
         else:
             rows = [{"image": r["image"], "caption": list(r["captions"]), "image_id": r["image_id"]} for r in recs]
-            _write_json(os.path.join(out, LAYOUT[f"retrieval_{split}"]), rows)
-            _write_json(os.path.join(out, LAYOUT[f"caption_{split}"]), rows)
+            write_json(os.path.join(out, LAYOUT[f"retrieval_{split}"]), rows)
+            write_json(os.path.join(out, LAYOUT[f"caption_{split}"]), rows)
 
     # VQA: one question per visible (shared or active image-only) attribute per image
     answer_list = []
@@ -557,7 +572,7 @@ def _write_world(out, p):
         for v in VALUES[attr]:
             if v not in answer_list:
                 answer_list.append(v)
-    _write_json(os.path.join(out, LAYOUT["vqa_answer_list"]), answer_list)
+    write_json(os.path.join(out, LAYOUT["vqa_answer_list"]), answer_list)
     for split in SPLITS:
         records = []
         for r in by_split[split]:
@@ -571,14 +586,14 @@ def _write_world(out, p):
         if split == "train":
             rows = [{"image": q["image"], "question": q["question"], "answer": [q["answer"]],
                      "question_id": q["question_id"], "question_type": q["attribute"]} for q in records]
-            _write_json(os.path.join(out, LAYOUT["vqa_train"]), rows)
+            write_json(os.path.join(out, LAYOUT["vqa_train"]), rows)
         else:
             rows = [{"image": q["image"], "question": q["question"], "question_id": q["question_id"],
                      "answer": [q["answer"]], "question_type": q["attribute"]} for q in records]
-            _write_json(os.path.join(out, LAYOUT[f"vqa_{split}"]), rows)
+            write_json(os.path.join(out, LAYOUT[f"vqa_{split}"]), rows)
             questions, annotations = _official_vqa_files(split, records)
-            _write_json(os.path.join(out, LAYOUT[f"vqa_{split}_questions"]), questions)
-            _write_json(os.path.join(out, LAYOUT[f"vqa_{split}_annotations"]), annotations)
+            write_json(os.path.join(out, LAYOUT[f"vqa_{split}_questions"]), questions)
+            write_json(os.path.join(out, LAYOUT[f"vqa_{split}_annotations"]), annotations)
 
     # NLVR2: statements about (left, right) pairs of the same split, labels balanced by rejection sampling
     templates = [t for t in _NLVR_TEMPLATES if t[0] in visible]
@@ -598,7 +613,7 @@ def _write_world(out, p):
                         break
                 rows.append({"images": [left["image"], right["image"]], "sentence": _article(template.format(v=value)),
                              "label": "True" if label else "False", "attribute": attr})
-        _write_json(os.path.join(out, LAYOUT[f"nlvr_{split}"]), rows)
+        write_json(os.path.join(out, LAYOUT[f"nlvr_{split}"]), rows)
 
     # SNLI-VE: entailment = a true visible fact, contradiction = a false visible fact, neutral = a text-only fact
     for split in SPLITS:
@@ -616,7 +631,7 @@ def _write_world(out, p):
                     value = true if label == "entailment" else srng.choice([v for v in VALUES[attr] if v != true])
                 rows.append({"image": os.path.splitext(r["image"])[0], "sentence": _article(_statement(attr, value)),
                              "label": label, "attribute": attr})
-        _write_json(os.path.join(out, LAYOUT[f"snli_ve_{split}"]), rows)
+        write_json(os.path.join(out, LAYOUT[f"snli_ve_{split}"]), rows)
 
     metadata = {
         "params": p,
@@ -626,4 +641,4 @@ def _write_world(out, p):
                        for a in SHARED + IMAGE_ONLY + TEXT_ONLY},
         "images": images,
     }
-    _write_json(os.path.join(out, LAYOUT["metadata"]), metadata)
+    write_json(os.path.join(out, LAYOUT["metadata"]), metadata)
