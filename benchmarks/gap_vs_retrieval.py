@@ -65,7 +65,7 @@ def run(args):
             log(f"scale {scale:g} seed {seed}: gap paired "
                   f"{row['gap_paired_distance']:.3f} centroid {row['gap_centroid_distance']:.3f}  "
                 f"txt R@1 {row['txt_r1']:.1f} img R@1 {row['img_r1']:.1f}  ({secs:.0f}s)")
-    return runs, time.time() - started
+    return runs, time.time() - started, len(world.images["test"])
 
 
 def summarise(runs):
@@ -112,7 +112,7 @@ def plot(runs, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    runs, seconds = run(args)
+    runs, seconds, num_test = run(args)
     summary = summarise(runs)
     md = table(summary)
     header = [
@@ -124,7 +124,7 @@ def main(argv=None):
         "",
         f"Tiny `clip_latent` (plain CLIP loss) + scale x L_Align on the demo world (info_gap {args.info_gap}), "
         f"{args.steps} steps at batch {args.batch_size}, seeds {args.seeds}; test split: "
-        f"{len(clip_world.load_world(os.path.abspath(args.cache_root), info_gap=args.info_gap).images['test'])} "
+        f"{num_test} "
         "images, 3 captions each. Mean ± standard deviation over seeds.",
         "",
     ]

@@ -210,7 +210,7 @@ def clip_part(args, weights, seeds):
     for gap in _floats(args.sweep_gaps):
         w = clip_world.load_world(cache_root, seed=0, info_gap=gap)
         log(f"sweep: info_gap {gap} ({len(sweep_configs)} configurations x {len(sweep_seeds)} seeds)")
-        sweep[gap] = {k: v for k, v in clip_grid(w, sweep_configs, sweep_seeds, args).items()}
+        sweep[gap] = clip_grid(w, sweep_configs, sweep_seeds, args)
     return grid, sweep
 
 

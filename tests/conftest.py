@@ -1,5 +1,6 @@
 """Shared fixtures: offline environment, a per-session LAVIS cache root, and the repository's paths."""
 import os
+import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -9,6 +10,13 @@ import pytest  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECTS_DIR = os.path.join(REPO_ROOT, "projects")
+
+# fairscale 0.4.4 (a LAVIS dependency) installs a top-level package named ``benchmarks``: the repository's comes first
+# (setup.cfg's pytest ``pythonpath`` does the same when pytest reads it)
+if sys.path[0] != REPO_ROOT:
+    sys.path.insert(0, REPO_ROOT)
+if "benchmarks" in sys.modules and not sys.modules["benchmarks"].__file__.startswith(REPO_ROOT):
+    del sys.modules["benchmarks"]
 
 
 def tiny_config(name, **overrides):

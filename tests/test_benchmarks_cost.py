@@ -3,19 +3,10 @@ the ratios are finite and the variants really ran on the same weights and batche
 import json
 import math
 import os
-import sys
 
 import pytest
 
-from conftest import REPO_ROOT
-
-# fairscale 0.4.4 (a LAVIS dependency) installs a top-level package named ``benchmarks``: put the repository's first
-if sys.path[0] != REPO_ROOT:
-    sys.path.insert(0, REPO_ROOT)
-if "benchmarks" in sys.modules and not sys.modules["benchmarks"].__file__.startswith(REPO_ROOT):
-    del sys.modules["benchmarks"]
-
-from benchmarks import common, cost  # noqa: E402
+from benchmarks import common, cost
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -4,19 +4,10 @@ No wall-clock assertions; the numbers of a 5-step run mean nothing beyond that."
 import json
 import math
 import os
-import sys
 
 import pytest
 
-from conftest import REPO_ROOT
-
-# fairscale 0.4.4 (a LAVIS dependency) installs a top-level package named ``benchmarks``: put the repository's first
-if sys.path[0] != REPO_ROOT:
-    sys.path.insert(0, REPO_ROOT)
-if "benchmarks" in sys.modules and not sys.modules["benchmarks"].__file__.startswith(REPO_ROOT):
-    del sys.modules["benchmarks"]
-
-from benchmarks import gap_vs_retrieval, quality, quality_albef  # noqa: E402
+from benchmarks import gap_vs_retrieval, quality, quality_albef
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
