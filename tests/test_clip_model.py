@@ -242,17 +242,26 @@ def test_checkpoint_roundtrip_through_config(tmp_path):
         build(pretrained=str(tmp_path / "missing.pth"))
 
 
-def test_rn50_bert_offline_errors_and_random_build():
+def test_rn50_bert_offline_errors_and_random_build(monkeypatch, tmp_path):
     """The rn50_bert type names what it cannot fetch; with pretrained flags off it builds offline at full size."""
+    import urllib.error
+
     import lavis_latent  # noqa: F401
     from lavis_latent.common.paths import config_path
     from lavis_latent.models.encoders import WeightsUnavailableError
 
-    cached = os.path.isdir(os.path.join(torch.hub.get_dir(), "checkpoints"))
+    def offline(url, *args, **kwargs):  # what urllib raises on a machine without network; nothing is fetched
+        raise urllib.error.URLError(f"offline test: no download of {url}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    previous_hub_dir = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "empty_hub"))  # no cached ImageNet weights either
     vocab = config_path("tokenizer", "vocab.txt")
-    if not cached:
+    try:
         with pytest.raises(WeightsUnavailableError, match="vision_from_pretrained: False"):
             build_type("rn50_bert", tokenizer=vocab, text_from_pretrained=False)
+    finally:
+        torch.hub.set_dir(previous_hub_dir)
     with pytest.raises(WeightsUnavailableError, match="text_from_pretrained: False"):
         build_type("rn50_bert", tokenizer=vocab, vision_from_pretrained=False)
     model = build_type("rn50_bert", tokenizer=vocab, vision_from_pretrained=False, text_from_pretrained=False)
