@@ -19,7 +19,7 @@ TASK_KEYS = {"retrieval": [("txt_r1", "txt R@1"), ("img_r1", "img R@1"), ("gap_c
 
 def albef_configs(weights):
     """``[(row name, demo variant, extra --options)]``."""
-    rows = [("baseline", "baseline", []), ("inmodal", "baseline", ["model.latent.inmodal.weight=1.0"])]
+    rows = [("baseline", "baseline", []), ("inmodal", "inmodal", [])]
     for short, name in METHODS.items():
         for w in weights:
             rows.append((f"{short} w={w:g}", short, [f"model.latent.{name}.weight={w}"]))

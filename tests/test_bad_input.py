@@ -176,11 +176,12 @@ def test_annotation_file_that_is_not_json(world, tmp_path):
 # ---------------------------------------------------------------------------------------------------------------------
 # batch of one, device
 # ---------------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("cfg, builder", [(RETRIEVAL, "demo_retrieval"), (PRETRAIN, "demo_caption")])
+@pytest.mark.parametrize("cfg, builder", [(RETRIEVAL.replace(".yaml", "_bb.yaml"), "demo_retrieval"),
+                                          (PRETRAIN.replace(".yaml", "_bb.yaml"), "demo_caption")])
 def test_batch_of_one_trains(base_world, tmp_path, cfg, builder):
-    # ALBEF's ITM draws its hard negative among the other samples of the batch: with one sample there is none
-    runner = run(base_world, tmp_path / "out", "run.batch_size_train=1", "model.latent.bridge.weight=1.0",
-                 cfg=cfg, builder=builder)
+    # ALBEF's ITM draws its hard negative among the other samples of the batch: with one sample there is none.
+    # The bridge configs' paired-view processors give the augmented view of that one sample.
+    runner = run(base_world, tmp_path / "out", "run.batch_size_train=1", cfg=cfg, builder=builder)
     stats = runner.last_train_stats
     assert float(stats["loss_itm"]) == 0.0 and float(stats["loss_itc"]) > 0 and float(stats["loss_bridge"]) > 0
     assert "skipped_nonfinite_steps" not in stats

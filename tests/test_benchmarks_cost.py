@@ -60,6 +60,10 @@ def test_ratios_finite_and_losses_identical(quick_run):
     assert all(variants[name]["extra_saved_for_backward_bytes"] > 0 for name in ("fs", "bb", "gc", "all"))
     assert variants["all"]["extra_saved_for_backward_bytes"] > variants["bb"]["extra_saved_for_backward_bytes"]
     assert {r["variant"] for r in report["verdicts"]} == set(cost.TARGETS)
+    # the data's augmented view costs one more momentum-encoder pass than the paper-literal momentum view
+    assert variants["bb"]["extra_code_ms"]["median"] > variants["bb@momentum"]["extra_code_ms"]["median"]
+    assert variants["bb@momentum"]["latent"] == variants["bb"]["latent"]
+    assert cost.split_variant("all@momentum") == ("all", "momentum") and cost.split_variant("gc") == ("gc", "data")
 
 
 def test_scaling_covers_every_loss(quick_run):

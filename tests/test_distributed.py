@@ -13,6 +13,7 @@ import pytest
 import torch
 from lavis.common.config import Config
 from lavis.common.registry import registry
+from lavis_latent.processors import PairedViews
 
 from conftest import PROJECTS_DIR, REPO_ROOT
 
@@ -48,9 +49,12 @@ def single_process(run):
     cfg = Config(argparse.Namespace(cfg_path=argv[1], options=argv[3:]))
     model = registry.get_model_class(cfg.model_cfg.arch).from_config(cfg.model_cfg)
     model.load_state_dict(torch.load(out / "init.pt"))
-    batches = [torch.load(out / f"batch{r}.pt") for r in range(WORLD)]
-    samples = {"image": torch.cat([b["image"] for b in batches]),
-               "text_input": [t for b in batches for t in b["text_input"]],
+    batches = [torch.load(out / f"batch{r}.pt", weights_only=False) for r in range(WORLD)]
+    # the config's paired-view processors give PairedViews(view, aug) of images and captions
+    samples = {"image": PairedViews(*(torch.cat([getattr(b["image"], f) for b in batches])
+                                      for f in PairedViews._fields)),
+               "text_input": PairedViews(*([t for b in batches for t in getattr(b["text_input"], f)]
+                                           for f in PairedViews._fields)),
                "image_id": torch.cat([b["image_id"] for b in batches]),
                "epoch": 0, "iters": 0, "num_iters_per_epoch": 1}
     model.eval()

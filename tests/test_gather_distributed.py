@@ -24,6 +24,21 @@ from lavis_latent.regularizers import (FeatureSeparation, LatentStructure, contr
                                        gather_features)
 
 WORLD, N, D = 2, 3, 5
+#: sample ids of the global batch: id 1 has rows on both ranks (a positive that only the gather can see)
+GLOBAL_IDS = torch.tensor([0, 0, 1, 1, 1, 2])
+
+#: losses computed both on 2 ranks with gather=True and on one process on the global batch
+#: (fn(xs, ids, gather) -> scalar), for test_gathered_losses_match_global_batch
+GATHERED_CASES = {
+    "inmodal_ids": lambda xs, ids, gather: LatentStructure.from_config({"inmodal": {}})(
+        *xs, 0.3, gather=gather, sample_ids=ids)["loss_inmodal"],
+    "sep_con_ids": lambda xs, ids, gather: FeatureSeparation(1, 1, D).loss_terms(
+        xs[0], xs[1], xs[0], xs[1], xs[2], xs[3], 0.3, gather=gather, sample_ids=ids)["con"],
+    "gc_paper": lambda xs, ids, gather: LatentStructure.from_config(
+        {"geometric": {"normalization": "paper", "gather": True}})(*xs, gather=gather)["loss_geo"],
+    "gc_mean": lambda xs, ids, gather: LatentStructure.from_config(
+        {"geometric": {"normalization": "mean", "gather": True}})(*xs, gather=gather)["loss_geo"],
+}
 
 
 def global_batch():
@@ -57,6 +72,11 @@ def _worker(rank, init_file, out_dir):
         loss = LatentStructure.from_config({"inmodal": {}})(*xs, 0.3, gather=True)["loss_inmodal"]
         loss.backward()
         results["inmodal"] = {"loss": loss.detach(), "grads": [x.grad.clone() for x in xs]}
+        for key, fn in GATHERED_CASES.items():
+            xs = [x[sl].clone().requires_grad_() for x in global_batch()]
+            loss = fn(xs, GLOBAL_IDS[sl], True)
+            loss.backward()
+            results[key] = {"loss": loss.detach(), "grads": [x.grad.clone() for x in xs]}
         (gathered,) = gather_features(torch.full((2, 1), float(rank)))
         results["layout"] = gathered
         results["lavis_imported"] = any(m == "lavis" or m.startswith("lavis.") for m in sys.modules)
@@ -114,6 +134,20 @@ def test_separation_and_inmodal_gather(rank_results):
         for r, rr in enumerate(res):
             for i in range(4):
                 assert torch.allclose(rr["grads"][i] / WORLD, grads[i][r * N:(r + 1) * N], atol=1e-5, rtol=0), key
+
+
+@pytest.mark.parametrize("key", list(GATHERED_CASES))
+def test_gathered_losses_match_global_batch(rank_results, key):
+    """Multi-positive in-modal terms (ids shared across ranks) and geometric consistency over the gathered batch:
+    the mean of the per-rank losses and the DDP-averaged gradients are the single-process ones."""
+    xs = [x.clone().requires_grad_() for x in global_batch()]
+    loss = GATHERED_CASES[key](xs, GLOBAL_IDS, False)
+    loss.backward()
+    res = [r[key] for r in rank_results]
+    assert torch.allclose(sum(r["loss"] for r in res) / WORLD, loss.detach(), atol=1e-6, rtol=0)
+    for r, rr in enumerate(res):
+        for i in range(4):
+            assert torch.allclose(rr["grads"][i] / WORLD, xs[i].grad[r * N:(r + 1) * N], atol=1e-6, rtol=0)
 
 
 def test_gather_layout(rank_results):

@@ -9,17 +9,25 @@ from lavis.models import ModelZoo, load_model, load_model_and_preprocess
 from lavis.models.albef_models.albef_pretrain import AlbefPretrain
 from lavis.models.albef_models.albef_retrieval import AlbefRetrieval
 from lavis_latent.models.encoders import WeightsUnavailableError, load_tokenizer
+from lavis_latent.processors import PairedViews
 
 ALL_REGULARIZERS = {"inmodal": {}, "separation": {}, "bridge": {}, "geometric": {}}
 
 
-def batch(n=4, seed=0):
+def batch(n=4, seed=0, paired=False):
+    """A retrieval / pretraining batch; ``paired``: images and captions as ``PairedViews(view, aug)``, as the
+    paired-view processors (``paired_image_train``, ``eda_caption``) give them."""
     g = torch.Generator().manual_seed(seed)
     captions = ["a red circle at the top left", "a blue square on a plain background", "two green triangles",
                 "a small yellow star near the bottom", "a purple ring called alice", "an orange cross in the morning"]
+    image = torch.randn(n, 3, 64, 64, generator=g)
+    text = [captions[i % len(captions)] for i in range(n)]
+    if paired:
+        image = PairedViews(image, torch.randn(n, 3, 64, 64, generator=g))
+        text = PairedViews(text, [" ".join(reversed(c.split())) for c in text])
     return {
-        "image": torch.randn(n, 3, 64, 64, generator=g),
-        "text_input": [captions[i % len(captions)] for i in range(n)],
+        "image": image,
+        "text_input": text,
         "image_id": torch.arange(n),
         "epoch": 0,
         "iters": 1,
@@ -90,7 +98,7 @@ def test_without_latent_block_losses_equal_lavis(name, lavis_cls):
 def test_latent_terms_are_added_to_loss():
     cls, cfg = tiny_config("albef_latent_retrieval", latent=ALL_REGULARIZERS)
     model = cls.from_config(cfg)
-    out = model(batch(4))
+    out = model(batch(4, paired=True))
     terms = ["loss_itc", "loss_itm", "loss_inmodal", "loss_sep", "loss_bridge", "loss_geo"]
     assert torch.allclose(out.loss, sum(out[k] for k in terms))
     out.loss.backward()
@@ -145,3 +153,67 @@ def test_bad_latent_key_fails_at_build_time():
     cls, cfg = tiny_config("albef_latent_retrieval", latent={"brdige": {"weight": 1.0}})
     with pytest.raises(ValueError, match="brdige"):
         cls.from_config(cfg)
+
+
+# ----- the augmented view (model.aug_view) -----------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["albef_latent_retrieval", "albef_latent_pretrain"])
+def test_data_view_is_the_momentum_encoding_of_the_second_view(name):
+    """With the second view equal to the first, ``aug_view: data`` gives exactly ``aug_view: momentum``'s losses;
+    with another second view only the regularizers change (LAVIS's losses, distillation included, read the
+    original input)."""
+    latent = {"inmodal": {}, "bridge": {}, "geometric": {}}
+    cls, cfg = tiny_config(name, latent=latent)
+    data_model = cls.from_config(cfg)
+    mom_model = cls.from_config(tiny_config(name, latent=latent, aug_view="momentum")[1])
+    state = {k: v.clone() for k, v in data_model.state_dict().items()}  # forward changes queues and momentum
+    plain = batch(8, seed=1)  # queue_size (256) must be a multiple of the batch
+    same = dict(plain, image=PairedViews(plain["image"], plain["image"].clone()),
+                text_input=PairedViews(plain["text_input"], list(plain["text_input"])))
+    other = batch(8, seed=1, paired=True)
+    outs = {}
+    for key, model, samples in (("momentum", mom_model, plain), ("same", data_model, same),
+                                ("other", data_model, other)):
+        model.load_state_dict(state)  # the same weights, momentum encoders and queues included
+        torch.manual_seed(0)
+        outs[key] = model(dict(samples))
+    for k in ("loss_itc", "loss_itm", "loss_inmodal", "loss_bridge", "loss_geo"):
+        assert torch.allclose(outs["same"][k], outs["momentum"][k], atol=1e-5), k
+    assert torch.allclose(outs["other"].loss_itc, outs["momentum"].loss_itc, atol=1e-6)
+    assert not torch.allclose(outs["other"].loss_inmodal, outs["momentum"].loss_inmodal, atol=1e-4)
+
+
+def test_paired_views_without_latent_block_are_lavis_on_the_view():
+    cls, cfg = tiny_config("albef_latent_retrieval")
+    model = cls.from_config(cfg)
+    plain, paired = batch(4, seed=2), batch(4, seed=2, paired=True)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(3)
+    ref = model(dict(plain))
+    model.load_state_dict(state)
+    torch.manual_seed(3)
+    ours = model(dict(paired))
+    for key in ("loss", "loss_itc", "loss_itm"):
+        assert torch.allclose(ours[key], ref[key], atol=1e-6), key
+
+
+def test_data_view_without_second_view_names_the_fix():
+    cls, cfg = tiny_config("albef_latent_retrieval", latent={"inmodal": {}})
+    model = cls.from_config(cfg)
+    with pytest.raises(ValueError, match=r"no image_aug / text_input_aug.*paired_image_train.*eda_caption.*"
+                                         r"model\.aug_view: momentum"):
+        model(batch(4))
+    with pytest.raises(ValueError, match=r"model\.aug_view must be one of data, momentum, got 'augmented'"):
+        cls.from_config(tiny_config("albef_latent_retrieval", aug_view="augmented")[1])
+
+
+def test_retrieval_passes_image_ids_to_the_inmodal_terms():
+    cls, cfg = tiny_config("albef_latent_retrieval", latent={"inmodal": {}})
+    model = cls.from_config(cfg)
+    samples = batch(8, paired=True)
+    out = {}
+    for key, ids in (("distinct", torch.arange(8)), ("repeated", torch.arange(8) // 4)):
+        torch.manual_seed(0)
+        out[key] = model(dict(samples, image_id=ids)).loss_inmodal
+    assert not torch.allclose(out["distinct"], out["repeated"], atol=1e-5)
+    assert cls.sample_ids({"image_id": torch.tensor([[3], [4]])}).tolist() == [3, 4]
+    assert cls.sample_ids({"image_id": ["a", "b"]}) is None

@@ -41,8 +41,11 @@ def test_eda_returns_cleaned_caption_and_augmentation():
 def test_eda_deterministic_under_a_seed_and_differs_across_seeds():
     caps = [CAPTION, "a dog runs on the grass with a red ball", "two cats sleep on a sofa"] * 10
     p1, p1_again, p2 = eda_processor(seed=1), eda_processor(seed=1), eda_processor(seed=2)
+    torch.manual_seed(0)  # the stream follows torch's RNG (as LAVIS's random crops do)
     a = [p1(c).aug for c in caps]
+    torch.manual_seed(0)
     b = [p1_again(c).aug for c in caps]
+    torch.manual_seed(0)
     c = [p2(c).aug for c in caps]
     assert a == b
     assert a != c
@@ -50,7 +53,7 @@ def test_eda_deterministic_under_a_seed_and_differs_across_seeds():
 
 
 def test_eda_stream_follows_torch_seed():
-    """In a DataLoader worker torch.initial_seed() differs per worker (and per epoch): so do the augmentations."""
+    """The stream follows torch's RNG: DataLoader workers (own torch seeds) differ, a restored RNG state resumes it."""
     caps = ["a dog runs on the grass with a red ball and a blue frisbee"] * 20
     proc = eda_processor(seed=0)
     torch.manual_seed(10)
@@ -60,6 +63,12 @@ def test_eda_stream_follows_torch_seed():
     torch.manual_seed(10)
     again = [proc(c).aug for c in caps]
     assert a == again and a != b
+    torch.manual_seed(10)
+    half = [proc(c).aug for c in caps[:10]]
+    state = torch.get_rng_state()  # a checkpoint of torch's RNG mid-stream, restored after other draws
+    torch.rand(100)
+    torch.set_rng_state(state)
+    assert half + [proc(c).aug for c in caps[10:]] == a
 
 
 @pytest.mark.parametrize("caption", ["dog", "Dog.", "a dog", "red red red"])

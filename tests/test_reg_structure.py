@@ -166,8 +166,8 @@ class TestLatentStructureConfig:
 
     @pytest.mark.parametrize("cfg,pattern", [
         ({"brige": {}}, r"unknown key 'brige' \(valid keys: bridge, geometric, inmodal, separation\)"),
-        ({"bridge": {"tt": 0.3}}, r"unknown key 'bridge.tt' \(valid keys for 'bridge': t, weight\)"),
-        ({"geometric": {"weigth": 1}}, r"unknown key 'geometric.weigth' \(valid keys for 'geometric': weight\)"),
+        ({"bridge": {"tt": 0.3}}, r"unknown key 'bridge.tt' \(valid keys for 'bridge': form, t, weight\)"),
+        ({"geometric": {"weigth": 1}}, r"unknown key 'geometric.weigth' \(valid keys for 'geometric': gather, normalization, weight\)"),
         ({"inmodal": {"weight": -1}}, r"'inmodal.weight' must be a finite number >= 0, got -1"),
         ({"geometric": {"weight": "high"}}, r"'geometric.weight' must be a finite number >= 0, got 'high'"),
         ({"bridge": {"t": 1.5}}, r"'bridge.t' must be a number in \[0, 1\] or \"uniform\", got 1.5"),

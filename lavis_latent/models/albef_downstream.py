@@ -140,7 +140,8 @@ class LatentDownstreamMixin(LatentAlbefMixin):
         self._latent_embed_dim = embed_dim
         self._latent_temp = temp
         self._latent_momentum = kwargs.get("momentum", 0.995)
-        super().__init__(*args, tokenizer=tokenizer, latent=latent, **kwargs)
+        # the downstream models' augmented view is always the momentum encoders' of the same input (README)
+        super().__init__(*args, tokenizer=tokenizer, latent=latent, aug_view="momentum", **kwargs)
 
     @property
     def text_width(self):

@@ -5,9 +5,25 @@ negatives, MLM, ``compute_sim_matrix``) is LAVIS's. The plugin adds:
 
 * model types ``tiny`` (offline, random init, local vocabulary) beside LAVIS's ``base`` / ``coco`` / ``flickr``;
 * an optional ``latent:`` block (see ``lavis_latent.regularizers.LatentStructure``) whose regularizers act on the
-  normalised ITC features ``image_feat`` / ``text_feat`` (``vision_proj`` / ``text_proj`` of the [CLS] tokens),
-  with the momentum encoder's features as the augmented view, as the paper does for ALBEF (Sec. 4). The
-  regularizers therefore cost no extra encoder pass: they read LAVIS's ``intermediate_output``.
+  normalised ITC features ``image_feat`` / ``text_feat`` (``vision_proj`` / ``text_proj`` of the [CLS] tokens);
+* ``aug_view``, where the augmented view ``z^a`` comes from:
+
+  - ``data`` (default): a second view of every sample from the data pipeline (``PairedViews`` from the
+    ``paired_image_train`` / ``clip_latent_image_train`` and ``eda_caption`` processors: a random resized crop (+
+    flip) of the image, an EDA copy of the caption), encoded by the *momentum* encoders (no gradient, no extra
+    online pass: one more forward of the momentum ViT and text encoder). LAVIS's ITC distillation keeps reading
+    the momentum features of the original input.
+  - ``momentum`` (the paper's literal reading, "augmented features are obtained with additional momentum
+    encoders"): the momentum features of the *same* input, read from LAVIS's ``intermediate_output`` (no extra
+    pass). They differ from the online features only by the EMA lag (at step 0 not at all), so the in-modal
+    positives are nearly the queries themselves.
+
+  Measured on the embedded world (README, "Augmented views in ALBEF"), the data view is the default.
+* ALBEF's default bridge form is ``online`` (the online image feature placed on the bridge from ``z^a_V`` to
+  ``z_T``); ``bridge.form: literal`` is the paper's, which cannot be satisfied when ``z^a_V`` is a momentum
+  feature (see ``LatentStructure``);
+* sample ids: ``image_id`` of the batch, where present, makes the captions of one image positives of each other in
+  the in-modal and L^i_Con terms, as LAVIS's retrieval ITC does.
 
 With no ``latent:`` block the forward pass is LAVIS's, bit for bit.
 """
@@ -29,7 +45,20 @@ from lavis_latent.models.encoders import (
     load_weights_from_config,
     momentum_copy,
 )
+from lavis_latent.processors.paired_views import unpack_views
 from lavis_latent.regularizers import LatentStructure
+
+#: where ALBEF's augmented view comes from (see the module docstring)
+AUG_VIEWS = ("data", "momentum")
+#: ALBEF's own defaults for the regularizers' sub-keys (a config's values win)
+ALBEF_LATENT_DEFAULTS = {"bridge": {"form": "online"}}
+AUG_VIEW_HINT = (
+    "Give the training data a second view: vis_processor train name 'paired_image_train' (view: LAVIS's "
+    "processor of your choice; aug: random resized crop + flip) or 'clip_latent_image_train', and text_processor "
+    "train name 'eda_caption' (they return PairedViews(view, aug)), or put 'image_aug' and 'text_input_aug' into "
+    "the batch. Or set model.aug_view: momentum (the paper's literal reading: the momentum features of the same "
+    "input)."
+)
 
 
 def key_groups(keys):
@@ -45,10 +74,15 @@ def key_groups(keys):
 class LatentAlbefMixin:
     """Adds a configured ``LatentStructure`` to an ALBEF model (put it before the LAVIS class in the bases).
 
-    ``tokenizer`` and ``latent`` are keyword-only constructor arguments; everything else goes to LAVIS's class.
+    ``tokenizer``, ``latent`` and ``aug_view`` (``"data"`` or ``"momentum"``, see the module docstring) are
+    keyword-only constructor arguments; everything else goes to LAVIS's class.
     """
 
-    def __init__(self, *args, tokenizer=HUB_TOKENIZER, latent=None, **kwargs):
+    def __init__(self, *args, tokenizer=HUB_TOKENIZER, latent=None, aug_view="data", **kwargs):
+        if aug_view not in AUG_VIEWS:
+            raise ValueError(f"model.aug_view must be one of {', '.join(AUG_VIEWS)}, got {aug_view!r}")
+        self.aug_view = aug_view
+        self._ignored_aug_logged = False
         # AlbefBase.__init__ calls self.init_tokenizer() before we could set anything afterwards.
         self._tokenizer_name = tokenizer
         super().__init__(*args, **kwargs)
@@ -61,6 +95,7 @@ class LatentAlbefMixin:
             image_dim=self.visual_encoder.vision_width,
             text_dim=self.text_width,
             embed_dim=self.vision_proj.out_features,
+            defaults=ALBEF_LATENT_DEFAULTS,
         )
         # Momentum copy of the separation heads: gives the augmented view's independent features.
         self.separation_m = None
@@ -109,26 +144,43 @@ class LatentAlbefMixin:
         """Hidden size of the text encoder (BERT)."""
         return self.text_proj.in_features
 
-    def latent_losses(self, intermediate_output):
+    def latent_losses(self, intermediate_output, aug=None, sample_ids=None):
         """Weighted regularizer losses for one batch, from LAVIS's ALBEF ``intermediate_output``.
 
         Online features ``z = normalize(proj(cls))`` are recomputed from the [CLS] hidden states (two small
-        linear layers, with gradient); the momentum encoder's features, computed by LAVIS's forward after its
-        momentum update, are the augmented view (no gradient).
+        linear layers, with gradient). The augmented view (no gradient): with ``aug = (images [N, 3, H, W],
+        captions [N])`` its momentum-encoder features (``aug_view: data``); without, the momentum features of the
+        same input that LAVIS's forward computed after its momentum update (``aug_view: momentum``).
+
+        Args:
+            sample_ids: optional [N] ids (``image_id``); rows with one id are positives in the in-modal terms.
 
         Returns:
             dict of scalar tensors ``loss_inmodal`` / ``loss_sep`` / ``loss_bridge`` / ``loss_geo`` (active ones).
         """
         out = intermediate_output
+        if aug is None:
+            image_cls_m, text_cls_m = out.image_embeds_m[:, 0, :], out.text_embeds_m[:, 0, :]
+        else:
+            image_cls_m, text_cls_m = self.momentum_cls(*aug)
         return self.latent_losses_from_cls(out.image_embeds[:, 0, :], out.text_embeds[:, 0, :],
-                                           out.image_embeds_m[:, 0, :], out.text_embeds_m[:, 0, :])
+                                           image_cls_m, text_cls_m, sample_ids=sample_ids)
 
-    def latent_losses_from_cls(self, image_cls, text_cls, image_cls_m, text_cls_m):
+    @torch.no_grad()
+    def momentum_cls(self, images, captions):
+        """[CLS] states ``(image [N, Dv], text [N, Dt])`` of the momentum unimodal encoders (no gradient) for a
+        batch of images [N, 3, H, W] and N captions (the augmented view)."""
+        image_cls = self.visual_encoder_m(images.to(self.device))[:, 0, :]
+        tokens = self.tokenizer(list(captions), padding="longest", truncation=True, max_length=self.max_txt_len,
+                                return_tensors="pt").to(self.device)
+        return image_cls, self._text_cls(tokens, self.text_encoder_m)
+
+    def latent_losses_from_cls(self, image_cls, text_cls, image_cls_m, text_cls_m, sample_ids=None):
         """Weighted regularizer losses from the [CLS] hidden states of the unimodal encoders.
 
         ``image_cls`` [N, Dv] and ``text_cls`` [N, Dt] are the online encoders' (with gradient); ``*_m`` the
         momentum encoders' (the augmented view). Projected with ``vision_proj`` / ``text_proj`` (momentum:
-        ``*_proj_m``, no gradient) and L2-normalised, as ALBEF's ITC features.
+        ``*_proj_m``, no gradient) and L2-normalised, as ALBEF's ITC features. ``sample_ids``: optional [N] ids.
         """
         z_v = F.normalize(self.vision_proj(image_cls), dim=-1)
         z_t = F.normalize(self.text_proj(text_cls), dim=-1)
@@ -146,11 +198,14 @@ class LatentAlbefMixin:
             text_embeds_aug=text_cls_m,
             sep_heads_aug=self.separation_m,
             gather=True,
+            sample_ids=sample_ids,
         )
 
-    def _text_cls(self, text):
-        """[CLS] hidden state of the unimodal text encoder (XBertEncoder, or BertForMaskedLM's ``bert``)."""
-        encoder = getattr(self.text_encoder, "bert", self.text_encoder)
+    def _text_cls(self, text, encoder=None):
+        """[CLS] hidden state of the unimodal text encoder (``encoder``, default ``self.text_encoder``: an
+        XBertEncoder, or BertForMaskedLM's ``bert``)."""
+        encoder = self.text_encoder if encoder is None else encoder
+        encoder = getattr(encoder, "bert", encoder)
         output = encoder(text.input_ids, attention_mask=text.attention_mask, return_dict=True, mode="text")
         return output.last_hidden_state[:, 0, :]
 
@@ -223,8 +278,54 @@ class LatentAlbefMixin:
         output["loss"] = total
         return output
 
+    def split_views(self, samples):
+        """``(samples, aug)``: the batch as LAVIS's forward takes it (the ``view`` of each ``PairedViews``) and the
+        augmented view ``(images, captions)`` the regularizers use, or None.
+
+        The augmented view comes from ``PairedViews`` under ``"image"`` / ``"text_input"`` or from the keys
+        ``"image_aug"`` / ``"text_input_aug"``. It is used when ``aug_view`` is ``data`` and a regularizer is active,
+        and then required (a ``ValueError`` names the fix); otherwise it is dropped.
+        """
+        image, image_aug = unpack_views(samples["image"])
+        text, text_aug = unpack_views(samples["text_input"])
+        image_aug = samples.get("image_aug", image_aug)
+        text_aug = samples.get("text_input_aug", text_aug)
+        if image is not samples["image"] or text is not samples["text_input"] or "image_aug" in samples \
+                or "text_input_aug" in samples:
+            samples = {k: v for k, v in samples.items() if k not in ("image_aug", "text_input_aug")}
+            samples["image"] = image.to(self.device)
+            samples["text_input"] = text
+        if not self.latent.enabled:
+            return samples, None
+        if self.aug_view == "momentum":
+            if (image_aug is not None or text_aug is not None) and not self._ignored_aug_logged:
+                logging.info("model.aug_view: momentum: the batch's augmented views are not used (the momentum "
+                             "features of the same input are the augmented view)")
+                self._ignored_aug_logged = True
+            return samples, None
+        if image_aug is None or text_aug is None:
+            missing = [k for k, v in (("image_aug", image_aug), ("text_input_aug", text_aug)) if v is None]
+            raise ValueError(f"model.aug_view: data needs an augmented view of every sample, but the batch has no "
+                             f"{' / '.join(missing)}. " + AUG_VIEW_HINT)
+        n = samples["image"].shape[0]
+        if tuple(image_aug.shape) != tuple(samples["image"].shape) or len(text_aug) != n:
+            raise ValueError(f"augmented views do not match the batch: images {tuple(samples['image'].shape)} vs "
+                             f"augmented {tuple(image_aug.shape)}, {len(samples['text_input'])} captions vs "
+                             f"{len(text_aug)} augmented captions")
+        return samples, (image_aug, text_aug)
+
+    @staticmethod
+    def sample_ids(samples):
+        """``samples["image_id"]`` as a [N] tensor (captions of one image share it), or None where absent."""
+        ids = samples.get("image_id")
+        return ids.view(-1) if torch.is_tensor(ids) and not ids.is_floating_point() else None
+
     def forward(self, samples):
         """LAVIS's ALBEF forward; with a ``latent:`` block, its losses are added to ``loss`` and to the output.
+
+        ``samples["image"]`` / ``samples["text_input"]`` may be ``PairedViews(view, aug)`` (the paired-view
+        processors): LAVIS's losses see the ``view``; the regularizers' augmented view is the ``aug`` through the
+        momentum encoders (``aug_view: data``, see :meth:`split_views`).
 
         A batch in which ITM has no negative to draw (batch size 1; retrieval: one image only) trains without the
         ITM loss for that step (``loss_itm`` = 0) instead of crashing in LAVIS's ``torch.multinomial``.
@@ -232,13 +333,14 @@ class LatentAlbefMixin:
         Returns LAVIS's ``AlbefOutput`` with extra keys ``loss_inmodal``, ``loss_sep``, ``loss_bridge``,
         ``loss_geo`` for the active regularizers.
         """
+        samples, aug = self.split_views(samples)
         if self._itm_has_negatives(samples):
             output = super().forward(samples)
         else:
             output = self._forward_without_itm_negatives(samples)
         if not self.latent.enabled:
             return output
-        losses = self.latent_losses(output.intermediate_output)
+        losses = self.latent_losses(output.intermediate_output, aug, self.sample_ids(samples))
         return self._add_latent_losses(output, losses)
 
 
@@ -252,6 +354,7 @@ def _common_kwargs(cfg):
         max_txt_len=cfg.get("max_txt_len", 30),
         tokenizer=cfg.get("tokenizer", HUB_TOKENIZER),
         latent=cfg.get("latent", None),
+        aug_view=cfg.get("aug_view", "data"),
     )
 
 

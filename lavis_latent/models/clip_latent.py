@@ -45,7 +45,7 @@ from lavis_latent.models.encoders import (
     load_weights_from_config,
 )
 from lavis_latent.processors.paired_views import unpack_views
-from lavis_latent.regularizers import LatentStructure, contrastive_loss
+from lavis_latent.regularizers import LatentStructure, contrastive_terms
 
 __all__ = ["ClipLatent", "ClipLatentOutput", "ClipLatentOutputFeatures", "ResNetTrunk", "build_image_encoder",
            "build_text_encoder", "BASE_LOSSES"]
@@ -350,7 +350,9 @@ class ClipLatent(BaseModel):
             samples: dict with ``"image"``: Tensor [N, 3, H, W] or ``PairedViews(view, aug)`` of two such tensors;
                 ``"text_input"``: list of N str or ``PairedViews`` of two such lists; optionally ``"image_aug"`` /
                 ``"text_input_aug"`` (the augmented views given separately). Augmented views are required when
-                ``base_loss: paper`` or a ``latent`` regularizer is active, and ignored otherwise.
+                ``base_loss: paper`` or a ``latent`` regularizer is active, and ignored otherwise. ``"image_id"``
+                where present: captions of one image are positives of each other in the in-modal terms (V2V, T2T,
+                L^i_Con); the cross-modal terms keep CLIP's diagonal positives.
 
         Original and augmented views are encoded as one concatenated batch per tower (as CyCLIP does), so
         BatchNorm sees both.
@@ -397,10 +399,14 @@ class ClipLatent(BaseModel):
             z_v_aug, z_t_aug = z_v_all[n:], z_t_all[n:]
             image_embeds_aug, text_embeds_aug = image_embeds_all[n:], text_embeds_all[n:]
 
+        ids = samples.get("image_id")
+        ids = ids.view(-1) if torch.is_tensor(ids) and not ids.is_floating_point() else None
+        # cross-modal terms as CLIP / CyCLIP (diagonal positives); in-modal terms know their image (sample ids)
+        terms = contrastive_terms(z_v, z_t, temperature=temperature, gather=True)
         if self.base_loss == "paper":
-            loss_itc = contrastive_loss(z_v, z_t, z_v_aug, z_t_aug, temperature=temperature, gather=True)
-        else:
-            loss_itc = contrastive_loss(z_v, z_t, temperature=temperature, gather=True)
+            terms.update(contrastive_terms(z_v, z_t, z_v_aug, z_t_aug, temperature=temperature, gather=True,
+                                           cross_modal=False, sample_ids=ids))
+        loss_itc = sum(terms.values()) / len(terms)
         losses = {}
         if self.latent.enabled:
             losses = self.latent(
@@ -411,6 +417,7 @@ class ClipLatent(BaseModel):
                 image_embeds_aug=image_embeds_aug,
                 text_embeds_aug=text_embeds_aug,
                 gather=True,
+                sample_ids=ids,
             )
         loss = loss_itc
         for value in losses.values():

@@ -11,14 +11,12 @@ WordNet is optional: SR and RI need ``nltk`` *and* its WordNet corpus installed 
 done beforehand, or ``NLTK_DATA`` pointing at it). Neither is a dependency of this package. Without them, a one-line
 notice is logged once per process and only RS and RD are used. Nothing is ever downloaded.
 
-Determinism: each processor owns a ``random.Random``. Its state is derived from ``(seed, torch.initial_seed())`` the
-first time it is used in a process, and again whenever ``torch.initial_seed()`` changes; after that the stream simply
-continues. In the main process ``torch.initial_seed()`` is the seed LAVIS's ``setup_seeds`` set (``run.seed +
-rank``); in a DataLoader worker it is the worker's seed, which the DataLoader derives from the main process's torch
-RNG (``base_seed + worker_id``; new workers each epoch unless ``persistent_workers``). So under a fixed ``run.seed``
-(and the sampler's fixed order) a run produces the same augmented captions, ranks and workers draw different ones,
-and ``seed`` changes all of them. Two processors built with the same ``seed`` in one process produce the same
-sequence for the same calls.
+Determinism: every call draws one 62-bit number from torch's global RNG and seeds the processor's
+``random.Random`` from ``(seed, that number)``, so the augmented captions follow torch's RNG exactly as LAVIS's
+image processors' random crops do: a fixed ``run.seed`` (LAVIS's ``setup_seeds``: ``run.seed + rank``; DataLoader
+workers get their own torch seeds) reproduces a run, ranks and workers draw different ones, ``seed`` changes all of
+them, and a run resumed from a checkpoint that restores torch's RNG state (``runner_latent``) continues the same
+stream (an EDA state of its own would restart on resume).
 """
 import hashlib
 import logging
@@ -206,16 +204,11 @@ class EdaCaptionProcessor(BlipCaptionProcessor):
                                                                   float(alpha_rs), float(p_rd))
         self.operations = operations
         self._rng = random.Random()
-        self._rng_key = None
 
     @property
     def rng(self):
-        """The processor's ``random.Random``, re-derived from ``(seed, torch.initial_seed())`` when the latter
-        changed (a new process, DataLoader worker or ``torch.manual_seed`` call)."""
-        key = torch.initial_seed()
-        if key != self._rng_key:
-            self._rng.seed(_derive_seed(self.seed, key))
-            self._rng_key = key
+        """A ``random.Random`` for one caption, seeded from ``(seed, one draw of torch's global RNG)``."""
+        self._rng.seed(_derive_seed(self.seed, int(torch.randint(0, 2**62, ()).item())))
         return self._rng
 
     def augment(self, caption):

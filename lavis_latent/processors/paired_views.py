@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from torchvision import transforms
 from torchvision.transforms.functional import InterpolationMode
 
-__all__ = ["PairedViews", "ClipLatentImageTrainProcessor", "unpack_views"]
+__all__ = ["PairedViews", "ClipLatentImageTrainProcessor", "PairedImageTrainProcessor", "unpack_views"]
 
 #: ``view``: the original (mildly transformed) sample; ``aug``: its augmented view.
 PairedViews = collections.namedtuple("PairedViews", ["view", "aug"])
@@ -38,6 +38,14 @@ def _check_scale(name, lo, hi):
     if not 0.0 < lo <= hi <= 1.0:
         raise ValueError(f"{name}: need 0 < min <= max <= 1 (fractions of the image area), got ({lo}, {hi})")
     return lo, hi
+
+
+def _crop_flip(image_size, scale, flip, normalize):
+    """Random resized crop (``scale`` of the area, bicubic) + optional horizontal flip, RGB, tensor, normalised."""
+    aug = [transforms.RandomResizedCrop(image_size, scale=scale, interpolation=InterpolationMode.BICUBIC)]
+    if flip:
+        aug.append(transforms.RandomHorizontalFlip(p=0.5))
+    return transforms.Compose(aug + [_convert_to_rgb, transforms.ToTensor(), normalize])
 
 
 @registry.register_processor("clip_latent_image_train")
@@ -71,10 +79,7 @@ class ClipLatentImageTrainProcessor(BlipImageBaseProcessor):
             transforms.ToTensor(),
             self.normalize,
         ])
-        aug = [transforms.RandomResizedCrop(self.image_size, scale=aug_scale, interpolation=InterpolationMode.BICUBIC)]
-        if self.flip:
-            aug.append(transforms.RandomHorizontalFlip(p=0.5))
-        self.aug_transform = transforms.Compose(aug + [_convert_to_rgb, transforms.ToTensor(), self.normalize])
+        self.aug_transform = _crop_flip(self.image_size, aug_scale, self.flip, self.normalize)
 
     def __call__(self, item):
         """``PairedViews(view [3, S, S], aug [3, S, S])`` of a PIL image (S = ``image_size``)."""
@@ -94,4 +99,62 @@ class ClipLatentImageTrainProcessor(BlipImageBaseProcessor):
             flip=cfg.get("flip", True),
             view_min_scale=cfg.get("view_min_scale", 0.9),
             view_max_scale=cfg.get("view_max_scale", 1.0),
+        )
+
+
+def _named_processor(key, cfg):
+    """A registered LAVIS processor built from ``cfg`` (a mapping with ``name``), for ``paired_image_train.<key>``."""
+    name = cfg.get("name") if hasattr(cfg, "get") else None
+    cls = registry.get_processor_class(name) if name else None
+    if cls is None:
+        valid = ", ".join(sorted(registry.list_processors()))
+        raise ValueError(f"paired_image_train: '{key}.name' must name a registered processor, got {name!r} "
+                         f"(registered: {valid})")
+    return cls.from_config(OmegaConf.create(dict(cfg)))
+
+
+@registry.register_processor("paired_image_train")
+class PairedImageTrainProcessor(BlipImageBaseProcessor):
+    """Training image processor for any model with an augmented view (ALBEF's ``aug_view: data``):
+    ``PairedViews(view, aug)`` of a PIL image.
+
+    * ``view``: the processor named by the ``view`` config (any registered LAVIS processor, e.g.
+      ``{name: blip_image_train, image_size: 256}``; default: ``blip_image_train`` at ``image_size``), i.e. exactly
+      what the plain model is trained on.
+    * ``aug``: the processor named by the ``aug`` config if given; else the paper's "random augmentation such as
+      flipping and cropping": a random resized crop of scale ``[min_scale, max_scale]`` (0.5-1) at ``image_size``,
+      a horizontal flip with probability 0.5 (``flip: True``), normalised with ``mean`` / ``std``.
+
+    Config keys: ``view``, ``aug``, ``image_size`` (384, as blip_image_train), ``min_scale``, ``max_scale``,
+    ``flip``, ``mean``, ``std``. Both views must come out the same size (the model stacks them).
+    """
+
+    def __init__(self, view, aug=None, image_size=384, mean=None, std=None, min_scale=0.5, max_scale=1.0,
+                 flip=True):
+        super().__init__(mean=mean, std=std)
+        self.view_processor = view
+        self.aug_processor = aug or _crop_flip(int(image_size), _check_scale("min_scale/max_scale", min_scale,
+                                                                            max_scale), bool(flip), self.normalize)
+
+    def __call__(self, item):
+        """``PairedViews(view [3, S, S], aug [3, S, S])`` of a PIL image."""
+        return PairedViews(self.view_processor(item), self.aug_processor(item))
+
+    @classmethod
+    def from_config(cls, cfg=None):
+        """Build from a processor config (see the class docstring for the keys)."""
+        if cfg is None:
+            cfg = OmegaConf.create()
+        image_size = cfg.get("image_size", 384)
+        view_cfg = cfg.get("view", None) or {"name": "blip_image_train", "image_size": image_size}
+        aug_cfg = cfg.get("aug", None)
+        return cls(
+            view=_named_processor("view", view_cfg),
+            aug=_named_processor("aug", aug_cfg) if aug_cfg else None,
+            image_size=image_size,
+            mean=cfg.get("mean", None),
+            std=cfg.get("std", None),
+            min_scale=cfg.get("min_scale", 0.5),
+            max_scale=cfg.get("max_scale", 1.0),
+            flip=cfg.get("flip", True),
         )

@@ -17,9 +17,9 @@ from .alignment import alignment_loss
 from .bridge import bridge_mean, brownian_bridge_loss
 from .contrastive import contrastive_loss, contrastive_terms
 from .distributed import gather_features
-from .geometric import geometric_consistency_loss, geometric_consistency_terms
+from .geometric import GC_NORMALIZATIONS, geometric_consistency_loss, geometric_consistency_terms
 from .separation import FeatureSeparation, orthogonal_loss, uniformity_loss
-from .structure import REGULARIZERS, LatentStructure
+from .structure import BRIDGE_FORMS, REGULARIZERS, LatentStructure
 
 __all__ = [
     "contrastive_loss",
@@ -33,6 +33,8 @@ __all__ = [
     "FeatureSeparation",
     "LatentStructure",
     "REGULARIZERS",
+    "BRIDGE_FORMS",
+    "GC_NORMALIZATIONS",
     "gather_features",
     "alignment_loss",
 ]

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import torch
 
 __all__ = ["no_autocast", "check_2d", "check_same_shape", "compute_dtype", "cast", "check_temperature",
-           "check_unit_interval"]
+           "check_unit_interval", "check_ids"]
 
 
 def check_2d(name: str, x) -> None:
@@ -72,6 +72,30 @@ def check_unit_interval(name: str, value) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
     return value
+
+
+def check_ids(name: str, ids, n: int, device: torch.device) -> Optional[torch.Tensor]:
+    """Validate optional sample ids for N rows and return them as an int64 tensor of shape [N] on ``device``.
+
+    ``ids`` may be None (every row is its own sample), a tensor of shape [N] or [N, 1] (LAVIS's ``image_id``),
+    or a sequence of N integers. Rows with equal ids are positives of each other in the contrastive terms.
+    """
+    if ids is None:
+        return None
+    if not isinstance(ids, torch.Tensor):
+        try:
+            ids = torch.as_tensor(ids)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"{name} must be a tensor or a sequence of N integers, got {type(ids).__name__}") \
+                from exc
+    if ids.dim() == 2 and ids.shape[1] == 1:
+        ids = ids[:, 0]
+    if ids.dim() != 1 or ids.shape[0] != n:
+        raise ValueError(f"{name} must have shape [N] = ({n},) (one id per row of the features), "
+                         f"got shape {tuple(ids.shape)}")
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integers (e.g. LAVIS's image_id), got dtype {ids.dtype}")
+    return ids.to(device=device, dtype=torch.long)
 
 
 def check_all_2d_same(pairs: Sequence[tuple]) -> None:

@@ -22,19 +22,43 @@ from typing import Dict, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from ._checks import cast, check_same_shape, check_temperature, compute_dtype, no_autocast
+from ._checks import cast, check_ids, check_same_shape, check_temperature, compute_dtype, no_autocast
 from .distributed import gather_features, world_info
 
-__all__ = ["contrastive_loss", "contrastive_terms", "info_nce"]
+__all__ = ["contrastive_loss", "contrastive_terms", "info_nce", "gather_ids"]
 
 Temperature = Union[float, torch.Tensor]
 
 
-def info_nce(query: torch.Tensor, keys: torch.Tensor, temperature: torch.Tensor, offset: int = 0) -> torch.Tensor:
-    """``-1/N sum_j log softmax_k(<query_j, keys_k> / tau)[j + offset]`` (no validation, no casting)."""
+def info_nce(query: torch.Tensor, keys: torch.Tensor, temperature: torch.Tensor, offset: int = 0,
+             query_ids: Optional[torch.Tensor] = None, key_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """InfoNCE of N queries [N, D] against M keys [M, D] (no validation, no casting).
+
+    Without ids: ``-1/N sum_j log softmax_k(<query_j, keys_k> / tau)[j + offset]`` (key ``j + offset`` is the
+    positive of query j). With ``query_ids`` [N] and ``key_ids`` [M]: every key with the query's id is a positive,
+    with the target spread evenly over them, ``-1/N sum_j sum_{k: id_k = id_j} log softmax_k(...) / P_j`` where
+    ``P_j`` counts those keys (LAVIS's ``AlbefRetrieval`` ITC targets, ``sim_targets``). With all ids distinct this
+    is the id-free loss.
+    """
     logits = query @ keys.t() / temperature
-    labels = torch.arange(query.shape[0], device=query.device) + offset
-    return F.cross_entropy(logits, labels)
+    if query_ids is None:
+        labels = torch.arange(query.shape[0], device=query.device) + offset
+        return F.cross_entropy(logits, labels)
+    positives = (query_ids[:, None] == key_ids[None, :]).to(logits.dtype)
+    targets = positives / positives.sum(dim=1, keepdim=True)
+    return -(F.log_softmax(logits, dim=1) * targets).sum(dim=1).mean()
+
+
+def gather_ids(ids: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """Sample ids [N] concatenated over all ranks in rank order (no gradient), or unchanged on one process."""
+    if ids is None:
+        return None
+    rank, world = world_info()
+    if world == 1:
+        return ids
+    out = [torch.empty_like(ids) for _ in range(world)]
+    torch.distributed.all_gather(out, ids.contiguous())
+    return torch.cat(out)
 
 
 @no_autocast
@@ -46,6 +70,7 @@ def contrastive_terms(
     temperature: Temperature = 0.07,
     gather: bool = False,
     cross_modal: bool = True,
+    sample_ids: Optional[torch.Tensor] = None,
 ) -> Dict[str, torch.Tensor]:
     """The individual InfoNCE terms of L_Con (paper Sec. 4), unweighted.
 
@@ -56,6 +81,10 @@ def contrastive_terms(
         temperature: tau > 0, a float or a scalar tensor (e.g. a learnable, clamped ``temp``).
         gather: score local rows against the keys gathered from all ranks (see module docstring).
         cross_modal: compute V2T and T2V (set False to get only the in-modal terms).
+        sample_ids: optional [N] integer ids (LAVIS's ``image_id``): rows with the same id are positives of each
+            other in every term (multi-positive targets, as LAVIS's retrieval ITC), so a batch holding several
+            captions of one image has no false negatives. With ``gather`` the ids are gathered with the keys.
+            None: row j's only positive is row j (the paper's form).
 
     Returns:
         dict with ``"v2t"``, ``"t2v"`` (if ``cross_modal``) and ``"v2v"``, ``"t2t"`` (if aug views are given):
@@ -72,9 +101,11 @@ def contrastive_terms(
     dtype = compute_dtype(z_v, z_t, z_v_aug, z_t_aug)
     zv, zt, zva, zta = cast(dtype, z_v, z_t, z_v_aug, z_t_aug)
     tau = check_temperature(temperature, dtype, zv.device)
+    ids = check_ids("sample_ids", sample_ids, zv.shape[0], zv.device)
 
     offset = 0
     kv, kt, kva, kta = zv, zt, zva, zta
+    key_ids = ids
     rank, world = world_info()
     if gather and world > 1:
         offset = rank * zv.shape[0]
@@ -82,14 +113,15 @@ def contrastive_terms(
             kv, kt = gather_features(zv, zt)
         if zva is not None:
             kva, kta = gather_features(zva, zta)
+        key_ids = gather_ids(ids)
 
     out: Dict[str, torch.Tensor] = {}
     if cross_modal:
-        out["v2t"] = info_nce(zv, kt, tau, offset)
-        out["t2v"] = info_nce(zt, kv, tau, offset)
+        out["v2t"] = info_nce(zv, kt, tau, offset, ids, key_ids)
+        out["t2v"] = info_nce(zt, kv, tau, offset, ids, key_ids)
     if zva is not None:
-        out["v2v"] = info_nce(zv, kva, tau, offset)
-        out["t2t"] = info_nce(zt, kta, tau, offset)
+        out["v2v"] = info_nce(zv, kva, tau, offset, ids, key_ids)
+        out["t2t"] = info_nce(zt, kta, tau, offset, ids, key_ids)
     return out
 
 
@@ -100,6 +132,7 @@ def contrastive_loss(
     z_t_aug: Optional[torch.Tensor] = None,
     temperature: Temperature = 0.07,
     gather: bool = False,
+    sample_ids: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Paper's L_Con (Sec. 4): ``1/4 (L_V2T + L_T2V + L_V2V + L_T2T)``; plain CLIP ``1/2 (L_V2T + L_T2V)`` without aug.
 
@@ -109,6 +142,8 @@ def contrastive_loss(
         temperature: tau > 0 (float or scalar tensor, may be learnable); logits are ``<a, b> / tau``.
         gather: use the global batch (all ranks) as negatives: local rows vs gathered columns, labels offset by
             ``rank * N`` (open_clip ``local_loss=True``); a no-op without an initialized process group.
+        sample_ids: optional [N] integer ids; rows with one id are positives of each other (see
+            :func:`contrastive_terms`).
 
     Returns:
         Scalar loss, float32 (float64 for float64 inputs; fp16/bf16 inputs are computed in float32).
@@ -120,5 +155,5 @@ def contrastive_loss(
     Raises:
         ValueError: non-2-D inputs, mismatched shapes (both shapes named), only one aug view, temperature <= 0.
     """
-    terms = contrastive_terms(z_v, z_t, z_v_aug, z_t_aug, temperature, gather)
+    terms = contrastive_terms(z_v, z_t, z_v_aug, z_t_aug, temperature, gather, sample_ids=sample_ids)
     return sum(terms.values()) / len(terms)

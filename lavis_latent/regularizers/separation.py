@@ -15,8 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import cast, check_2d, check_same_shape, check_temperature, compute_dtype, no_autocast
-from .contrastive import Temperature, info_nce
+from ._checks import cast, check_2d, check_ids, check_same_shape, check_temperature, compute_dtype, no_autocast
+from .contrastive import Temperature, gather_ids, info_nce
 from .distributed import gather_features, world_info
 
 __all__ = ["orthogonal_loss", "uniformity_loss", "FeatureSeparation", "UNIFORMITY_FORMS"]
@@ -173,6 +173,7 @@ class FeatureSeparation(nn.Module):
         z_t_ind_aug: Optional[torch.Tensor] = None,
         temperature: Temperature = 0.07,
         gather: bool = False,
+        sample_ids: Optional[torch.Tensor] = None,
     ) -> Dict[str, torch.Tensor]:
         """``{"ortho": L_Ortho, "con": L^i_Con, "uni": L^i_Uni}`` (unweighted; see :meth:`loss`)."""
         check_same_shape("z_v", z_v, "z_t", z_t)
@@ -190,14 +191,17 @@ class FeatureSeparation(nn.Module):
         dtype = compute_dtype(z_v_ind, z_t_ind, z_v_ind_aug, z_t_ind_aug)
         vi, ti, via, tia = cast(dtype, z_v_ind, z_t_ind, z_v_ind_aug, z_t_ind_aug)
         tau = check_temperature(temperature, dtype, vi.device)
+        ids = check_ids("sample_ids", sample_ids, vi.shape[0], vi.device)
         key_v = vi if via is None else via
         key_t = ti if tia is None else tia
         offset = 0
+        key_ids = ids
         rank, world = world_info()
         if gather and world > 1:
             offset = rank * vi.shape[0]
             key_v, key_t = gather_features(key_v, key_t)
-        con = info_nce(vi, key_v, tau, offset) + info_nce(ti, key_t, tau, offset)
+            key_ids = gather_ids(ids)
+        con = info_nce(vi, key_v, tau, offset, ids, key_ids) + info_nce(ti, key_t, tau, offset, ids, key_ids)
 
         if self.uniformity_form == "printed":
             uni = torch.logaddexp(uniformity_loss(z_v_ind, self.uniformity_t, "printed"),
@@ -216,6 +220,7 @@ class FeatureSeparation(nn.Module):
         z_t_ind_aug: Optional[torch.Tensor] = None,
         temperature: Temperature = 0.07,
         gather: bool = False,
+        sample_ids: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Paper's L_Sep = L_Ortho + L^i_Con + L^i_Uni (Sec. 4.1), unit weights inside.
 
@@ -238,9 +243,11 @@ class FeatureSeparation(nn.Module):
                 (both or neither; ALBEF: from the momentum heads, without gradient).
             temperature: tau for L^i_Con (float or scalar tensor).
             gather: L^i_Con against the global batch (as ``contrastive_loss``); L_Ortho and L^i_Uni stay local.
+            sample_ids: optional [N] integer ids (LAVIS's ``image_id``); in L^i_Con the rows with the query's id
+                are all positives (multi-positive targets, see ``contrastive.info_nce``). None: the paper's form.
 
         Returns:
             Scalar, float32 (float64 for float64 inputs).
         """
         return sum(self.loss_terms(z_v, z_t, z_v_ind, z_t_ind, z_v_ind_aug, z_t_ind_aug, temperature,
-                                   gather).values())
+                                   gather, sample_ids).values())

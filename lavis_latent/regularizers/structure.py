@@ -5,8 +5,8 @@ Config (the ``latent:`` block of a model config; a dict, an OmegaConf DictConfig
     latent:
       inmodal:    {weight: 1.0}                          # V2V + T2T in-modal contrastive terms
       separation: {weight: 1.0, uniformity_t: 2.0}       # L_Sep (needs image_dim, text_dim, embed_dim)
-      bridge:     {weight: 1.0, t: 0.25}                 # L_Br; t a number in [0, 1] or "uniform"
-      geometric:  {weight: 1.0}                          # L_GC + L^a_GC (grows linearly with the batch size)
+      bridge:     {weight: 1.0, t: 0.25, form: literal}  # L_Br; t a number in [0, 1] or "uniform"; form below
+      geometric:  {weight: 1.0, normalization: paper, gather: false}   # L_GC + L^a_GC, see geometric.py
 
 Rules: an absent, None or empty block gives an empty structure (``enabled == False``; ``forward`` returns ``{}``),
 so the model is the plain one. A listed regularizer whose value is None or ``{}`` is active with the defaults
@@ -14,6 +14,24 @@ so the model is the plain one. A listed regularizer whose value is None or ``{}`
 Unknown keys, negative/non-numeric weights, bad ``t`` / ``uniformity_t`` and missing dims are ``ValueError``\\ s
 naming the key and the valid choices. ``separation`` also accepts ``uniformity_form`` ("wang_isola", the default,
 or "printed", the paper's single-log form; see ``uniformity_loss``).
+
+``bridge.form`` chooses which feature is placed on the bridge (the paper's Eq. 1 places the augmented image):
+
+* ``literal`` (the paper): ``||z^a_V - mu(z_V, z_T, t)||^2``. Gradient reaches z^a_V if it carries one (CLIP:
+  the augmented view goes through the towers) and z_V, z_T through the bridge mean. Where z^a_V is a detached
+  momentum feature (ALBEF), the loss can only move the mean: it drags z_T towards the lagged image feature and
+  pushes z_V *away* from z_T (mu lies between them), a chase the lagging target never ends; measured, it keeps
+  ALBEF pretraining from scratch at chance ITC.
+* ``online``: ``||z_V - mu(z^a_V, z_T, t)||^2``: the online image feature is placed on the bridge from the
+  augmented view to the text. The two image views are exchangeable (both are random views of one image), so this
+  is Eq. 1 with their roles swapped; the gradient reaches z_V (the point placed) and z_T (through mu), so the
+  loss can be satisfied whether or not z^a_V carries gradient.
+
+``geometric.normalization``: ``paper`` (1/N double sums, exact, grows with the batch) or ``mean``
+(batch-invariant); ``geometric.gather``: the double sums over the global batch of all ranks (CyCLIP).
+
+A model passes ``defaults`` to change the default of a sub-key for its own configs (ALBEF: ``bridge.form:
+online``); what a config states always wins.
 """
 from __future__ import annotations
 
@@ -26,7 +44,7 @@ import torch.nn as nn
 
 from .bridge import brownian_bridge_loss
 from .contrastive import Temperature, contrastive_terms
-from .geometric import geometric_consistency_loss
+from .geometric import GC_NORMALIZATIONS, geometric_consistency_loss
 from .separation import UNIFORMITY_FORMS, FeatureSeparation
 
 __all__ = ["LatentStructure", "REGULARIZERS"]
@@ -35,10 +53,11 @@ __all__ = ["LatentStructure", "REGULARIZERS"]
 REGULARIZERS: Dict[str, Dict[str, Any]] = {
     "inmodal": {"weight": 1.0},
     "separation": {"weight": 1.0, "uniformity_t": 2.0, "uniformity_form": "wang_isola"},
-    "bridge": {"weight": 1.0, "t": 0.25},
-    "geometric": {"weight": 1.0},
+    "bridge": {"weight": 1.0, "t": 0.25, "form": "literal"},
+    "geometric": {"weight": 1.0, "normalization": "paper", "gather": False},
 }
-_LOSS_KEYS = {"inmodal": "loss_inmodal", "separation": "loss_sep", "bridge": "loss_bridge", "geometric": "loss_geo"}
+#: valid values of the bridge's ``form``
+BRIDGE_FORMS = ("literal", "online")
 _PREFIX = "LatentStructure config"
 
 
@@ -55,8 +74,31 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
-def parse_config(cfg: Any) -> Dict[str, Dict[str, Any]]:
-    """Validate a ``latent:`` block; return ``{name: {sub-key: value}}`` for the *active* regularizers."""
+def _check_choice(where: str, value: Any, choices) -> Any:
+    if isinstance(value, bool) or value not in choices:
+        raise ValueError(f"{_PREFIX}: '{where}' must be one of {', '.join(map(str, choices))}, got {value!r}")
+    return value
+
+
+def _merge_defaults(defaults: Optional[Mapping[str, Mapping[str, Any]]]) -> Dict[str, Dict[str, Any]]:
+    """REGULARIZERS with a model's own defaults laid over it (validated like a config)."""
+    merged = {name: dict(spec) for name, spec in REGULARIZERS.items()}
+    for name, sub in (defaults or {}).items():
+        if name not in merged:
+            raise ValueError(f"LatentStructure defaults: unknown regularizer {name!r} (valid: {', '.join(merged)})")
+        for key, value in sub.items():
+            if key not in merged[name] or key == "weight":
+                raise ValueError(f"LatentStructure defaults: {name}.{key} is not a default a model may set")
+            merged[name][key] = value
+    return merged
+
+
+def parse_config(cfg: Any, defaults: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Dict[str, Dict[str, Any]]:
+    """Validate a ``latent:`` block; return ``{name: {sub-key: value}}`` for the *active* regularizers.
+
+    ``defaults``: ``{regularizer: {sub-key: value}}`` that replace the package defaults (not the weights).
+    """
+    base = _merge_defaults(defaults)
     top = _to_plain(cfg, "latent")
     if not top:
         return {}
@@ -65,7 +107,7 @@ def parse_config(cfg: Any) -> Dict[str, Dict[str, Any]]:
     for name, sub in top.items():
         if name not in REGULARIZERS:
             raise ValueError(f"{_PREFIX}: unknown key '{name}' (valid keys: {valid_top})")
-        spec = dict(REGULARIZERS[name])
+        spec = dict(base[name])
         sub = _to_plain(sub, name) or {}
         valid_sub = ", ".join(sorted(REGULARIZERS[name]))
         for key, value in sub.items():
@@ -85,6 +127,11 @@ def parse_config(cfg: Any) -> Dict[str, Dict[str, Any]]:
                 raise ValueError(f"{_PREFIX}: 'bridge.t' must be a number in [0, 1] or \"uniform\", got {t!r}")
             else:
                 spec["t"] = float(t)
+            _check_choice("bridge.form", spec["form"], BRIDGE_FORMS)
+        if name == "geometric":
+            _check_choice("geometric.normalization", spec["normalization"], GC_NORMALIZATIONS)
+            if not isinstance(spec["gather"], bool):
+                raise ValueError(f"{_PREFIX}: 'geometric.gather' must be true or false, got {spec['gather']!r}")
         if name == "separation":
             ut = spec["uniformity_t"]
             if not _is_number(ut) or not float(ut) > 0:
@@ -109,14 +156,16 @@ class LatentStructure(nn.Module):
       ``(crossmodal + inmodal) / 2``). Use weight 1 and halve the sum (or scale the other weights) to match L_Con
       exactly. Needs ``z_v_aug``, ``z_t_aug``.
     * ``loss_sep = weight * L_Sep`` (``FeatureSeparation.loss``); needs ``image_embeds``, ``text_embeds``.
-    * ``loss_bridge = weight * L_Br(z_v, z_t, z_v_aug, t)``; needs ``z_v_aug``.
-    * ``loss_geo = weight * (L_GC + L^a_GC)``; uses the aug views if given (else L_GC only).
+    * ``loss_bridge = weight * L_Br``: ``form: literal`` ``||z^a_V - mu(z_V, z_T, t)||^2``, ``form: online``
+      ``||z_V - mu(z^a_V, z_T, t)||^2`` (module docstring); needs ``z_v_aug``.
+    * ``loss_geo = weight * (L_GC + L^a_GC)`` at the configured normalisation; uses the aug views if given (else
+      L_GC only).
     """
 
     def __init__(self, cfg: Any = None, image_dim: Optional[int] = None, text_dim: Optional[int] = None,
-                 embed_dim: Optional[int] = None):
+                 embed_dim: Optional[int] = None, defaults: Optional[Mapping[str, Mapping[str, Any]]] = None):
         super().__init__()
-        self._spec = parse_config(cfg)
+        self._spec = parse_config(cfg, defaults)
         self.separation: Optional[FeatureSeparation] = None
         if "separation" in self._spec:
             dims = {"image_dim": image_dim, "text_dim": text_dim, "embed_dim": embed_dim}
@@ -130,13 +179,20 @@ class LatentStructure(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: Any = None, image_dim: Optional[int] = None, text_dim: Optional[int] = None,
-                    embed_dim: Optional[int] = None) -> "LatentStructure":
+                    embed_dim: Optional[int] = None,
+                    defaults: Optional[Mapping[str, Mapping[str, Any]]] = None) -> "LatentStructure":
         """Build from a ``latent:`` config block (dict, OmegaConf, or None); see the module docstring.
 
         ``image_dim``, ``text_dim`` (unnormalised encoder CLS widths) and ``embed_dim`` (the contrastive feature
-        width) are needed only when ``separation`` is active.
+        width) are needed only when ``separation`` is active. ``defaults``: a model's own sub-key defaults, e.g.
+        ``{"bridge": {"form": "online"}}``.
         """
-        return cls(cfg, image_dim=image_dim, text_dim=text_dim, embed_dim=embed_dim)
+        return cls(cfg, image_dim=image_dim, text_dim=text_dim, embed_dim=embed_dim, defaults=defaults)
+
+    @property
+    def spec(self) -> Dict[str, Dict[str, Any]]:
+        """The validated settings of the active regularizers, defaults filled in (a copy)."""
+        return {n: dict(v) for n, v in self._spec.items()}
 
     @property
     def enabled(self) -> bool:
@@ -173,6 +229,7 @@ class LatentStructure(nn.Module):
         sep_heads_aug: Optional[FeatureSeparation] = None,
         gather: bool = False,
         generator: Optional[torch.Generator] = None,
+        sample_ids: Optional[torch.Tensor] = None,
     ) -> Dict[str, torch.Tensor]:
         """Weighted losses of the active regularizers (see the class docstring for the keys).
 
@@ -189,8 +246,11 @@ class LatentStructure(nn.Module):
             sep_heads_aug: momentum copy of ``self.separation`` (``self.separation.momentum_copy()``). If given,
                 the augmented independent features are ``sep_heads_aug(image_embeds_aug, text_embeds_aug)``
                 under ``torch.no_grad()`` (ALBEF); if not, ``self.separation`` maps them with gradient (CLIP).
-            gather: contrastive terms (inmodal, L^i_Con) against the global batch; the rest stays local.
+            gather: contrastive terms (inmodal, L^i_Con) against the global batch; geometric consistency too
+                when its ``gather`` is set; the rest stays local.
             generator: RNG for ``bridge.t: uniform``.
+            sample_ids: optional [N] integer ids (LAVIS's ``image_id``): in the in-modal terms and L^i_Con the
+                rows with the same id are all positives (no false negatives between captions of one image).
         """
         out: Dict[str, torch.Tensor] = {}
         if not self._spec:
@@ -199,7 +259,8 @@ class LatentStructure(nn.Module):
         if "inmodal" in spec:
             if z_v_aug is None or z_t_aug is None:
                 raise ValueError("LatentStructure: 'inmodal' needs z_v_aug and z_t_aug")
-            terms = contrastive_terms(z_v, z_t, z_v_aug, z_t_aug, temperature, gather, cross_modal=False)
+            terms = contrastive_terms(z_v, z_t, z_v_aug, z_t_aug, temperature, gather, cross_modal=False,
+                                      sample_ids=sample_ids)
             out["loss_inmodal"] = spec["inmodal"]["weight"] * 0.5 * (terms["v2v"] + terms["t2t"])
         if "separation" in spec:
             if image_embeds is None or text_embeds is None:
@@ -218,14 +279,20 @@ class LatentStructure(nn.Module):
             elif sep_heads_aug is not None:
                 raise ValueError("LatentStructure: sep_heads_aug given without image_embeds_aug/text_embeds_aug")
             out["loss_sep"] = spec["separation"]["weight"] * self.separation.loss(
-                z_v, z_t, z_v_ind, z_t_ind, z_v_ind_aug, z_t_ind_aug, temperature, gather)
+                z_v, z_t, z_v_ind, z_t_ind, z_v_ind_aug, z_t_ind_aug, temperature, gather, sample_ids)
         if "bridge" in spec:
             if z_v_aug is None:
                 raise ValueError("LatentStructure: 'bridge' needs z_v_aug")
-            out["loss_bridge"] = spec["bridge"]["weight"] * brownian_bridge_loss(
-                z_v, z_t, z_v_aug, t=spec["bridge"]["t"], generator=generator)
+            b = spec["bridge"]
+            if b["form"] == "online":  # the online image feature placed on the bridge from z^a_V to z_T
+                start, point = z_v_aug, z_v
+            else:  # literal: the augmented image feature placed on the bridge from z_V to z_T
+                start, point = z_v, z_v_aug
+            out["loss_bridge"] = b["weight"] * brownian_bridge_loss(start, z_t, point, t=b["t"], generator=generator)
         if "geometric" in spec:
             if (z_v_aug is None) != (z_t_aug is None):
                 raise ValueError("LatentStructure: 'geometric' needs z_v_aug and z_t_aug together (or neither)")
-            out["loss_geo"] = spec["geometric"]["weight"] * geometric_consistency_loss(z_v, z_t, z_v_aug, z_t_aug)
+            g = spec["geometric"]
+            out["loss_geo"] = g["weight"] * geometric_consistency_loss(
+                z_v, z_t, z_v_aug, z_t_aug, normalization=g["normalization"], gather=gather and g["gather"])
         return out
