@@ -45,7 +45,7 @@ from lavis_latent.models.encoders import (
     load_weights_from_config,
     momentum_copy,
 )
-from lavis_latent.processors.paired_views import unpack_views
+from lavis_latent.processors.paired_views import batch_sample_ids, batch_views
 from lavis_latent.regularizers import LatentStructure
 
 #: where ALBEF's augmented view comes from (see the module docstring)
@@ -284,12 +284,10 @@ class LatentAlbefMixin:
 
         The augmented view comes from ``PairedViews`` under ``"image"`` / ``"text_input"`` or from the keys
         ``"image_aug"`` / ``"text_input_aug"``. It is used when ``aug_view`` is ``data`` and a regularizer is active,
-        and then required (a ``ValueError`` names the fix); otherwise it is dropped.
+        and then required (a ``ValueError`` names the fix); otherwise it is dropped. Both at once is an error.
         """
-        image, image_aug = unpack_views(samples["image"])
-        text, text_aug = unpack_views(samples["text_input"])
-        image_aug = samples.get("image_aug", image_aug)
-        text_aug = samples.get("text_input_aug", text_aug)
+        image, image_aug = batch_views(samples, "image", "image_aug")
+        text, text_aug = batch_views(samples, "text_input", "text_input_aug")
         if image is not samples["image"] or text is not samples["text_input"] or "image_aug" in samples \
                 or "text_input_aug" in samples:
             samples = {k: v for k, v in samples.items() if k not in ("image_aug", "text_input_aug")}
@@ -314,11 +312,8 @@ class LatentAlbefMixin:
                              f"{len(text_aug)} augmented captions")
         return samples, (image_aug, text_aug)
 
-    @staticmethod
-    def sample_ids(samples):
-        """``samples["image_id"]`` as a [N] tensor (captions of one image share it), or None where absent."""
-        ids = samples.get("image_id")
-        return ids.view(-1) if torch.is_tensor(ids) and not ids.is_floating_point() else None
+    #: ``samples["image_id"]`` as a [N] tensor, or None (``batch_sample_ids``)
+    sample_ids = staticmethod(batch_sample_ids)
 
     def forward(self, samples):
         """LAVIS's ALBEF forward; with a ``latent:`` block, its losses are added to ``loss`` and to the output.

@@ -44,7 +44,7 @@ from lavis_latent.models.encoders import (
     load_tokenizer,
     load_weights_from_config,
 )
-from lavis_latent.processors.paired_views import unpack_views
+from lavis_latent.processors.paired_views import batch_sample_ids, batch_views, unpack_views
 from lavis_latent.regularizers import LatentStructure, contrastive_terms
 
 __all__ = ["ClipLatent", "ClipLatentOutput", "ClipLatentOutputFeatures", "ResNetTrunk", "build_image_encoder",
@@ -227,19 +227,6 @@ def _as_image_batch(value, key):
     return value
 
 
-def _views(samples, key, aug_key):
-    """``(view, aug)`` from ``samples[key]`` (a value or PairedViews) and/or ``samples[aug_key]``."""
-    if key not in samples:
-        raise KeyError(f"the batch has no {key!r} (keys: {sorted(samples)})")
-    view, aug = unpack_views(samples[key])
-    if samples.get(aug_key) is not None:
-        if aug is not None:
-            raise ValueError(f"the batch has augmented views both in samples[{key!r}] (PairedViews) and in "
-                             f"samples[{aug_key!r}]: give one of them")
-        aug = samples[aug_key]
-    return view, aug
-
-
 @registry.register_model("clip_latent")
 class ClipLatent(BaseModel):
     """CLIP-style two-tower model (ResNet image tower, BERT text tower) with latent modality structures.
@@ -362,8 +349,8 @@ class ClipLatent(BaseModel):
             ``loss_inmodal`` / ``loss_sep`` / ``loss_bridge`` / ``loss_geo`` of the active ones, and the features
             ``image_feat`` / ``text_feat`` [N, E] of the original views.
         """
-        image, image_aug = _views(samples, "image", "image_aug")
-        text, text_aug = _views(samples, "text_input", "text_input_aug")
+        image, image_aug = batch_views(samples, "image", "image_aug")
+        text, text_aug = batch_views(samples, "text_input", "text_input_aug")
         image = _as_image_batch(image, "image")
         text = _as_text_list(text, "text_input")
         n = image.shape[0]
@@ -399,8 +386,7 @@ class ClipLatent(BaseModel):
             z_v_aug, z_t_aug = z_v_all[n:], z_t_all[n:]
             image_embeds_aug, text_embeds_aug = image_embeds_all[n:], text_embeds_all[n:]
 
-        ids = samples.get("image_id")
-        ids = ids.view(-1) if torch.is_tensor(ids) and not ids.is_floating_point() else None
+        ids = batch_sample_ids(samples)
         # cross-modal terms as CLIP / CyCLIP (diagonal positives); in-modal terms know their image (sample ids)
         terms = contrastive_terms(z_v, z_t, temperature=temperature, gather=True)
         if self.base_loss == "paper":

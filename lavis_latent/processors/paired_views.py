@@ -12,6 +12,8 @@ tensors of a ``PairedViews`` stay on the CPU until the model moves them (``ClipL
 """
 import collections
 
+import torch
+
 from lavis.common.registry import registry
 from lavis.processors.blip_processors import BlipImageBaseProcessor
 from lavis.processors.clip_processors import _convert_to_rgb
@@ -19,7 +21,8 @@ from omegaconf import OmegaConf
 from torchvision import transforms
 from torchvision.transforms.functional import InterpolationMode
 
-__all__ = ["PairedViews", "ClipLatentImageTrainProcessor", "PairedImageTrainProcessor", "unpack_views"]
+__all__ = ["PairedViews", "ClipLatentImageTrainProcessor", "PairedImageTrainProcessor", "unpack_views", "batch_views",
+           "batch_sample_ids"]
 
 #: ``view``: the original (mildly transformed) sample; ``aug``: its augmented view.
 PairedViews = collections.namedtuple("PairedViews", ["view", "aug"])
@@ -31,6 +34,26 @@ def unpack_views(value):
                                           and tuple(value._fields) == PairedViews._fields):
         return value.view, value.aug
     return value, None
+
+
+def batch_views(samples, key, aug_key):
+    """``(view, aug)`` of a batch: from ``samples[key]`` (a value or ``PairedViews``) and/or ``samples[aug_key]``
+    (the augmented view given separately); ``aug`` is None where the batch has none. Both at once is an error."""
+    if key not in samples:
+        raise KeyError(f"the batch has no {key!r} (keys: {sorted(samples)})")
+    view, aug = unpack_views(samples[key])
+    if samples.get(aug_key) is not None:
+        if aug is not None:
+            raise ValueError(f"the batch has augmented views both in samples[{key!r}] (PairedViews) and in "
+                             f"samples[{aug_key!r}]: give one of them")
+        aug = samples[aug_key]
+    return view, aug
+
+
+def batch_sample_ids(samples):
+    """``samples["image_id"]`` as a [N] integer tensor (captions of one image share it), or None where absent."""
+    ids = samples.get("image_id")
+    return ids.view(-1) if torch.is_tensor(ids) and not ids.is_floating_point() else None
 
 
 def _check_scale(name, lo, hi):
