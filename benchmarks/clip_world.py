@@ -53,10 +53,25 @@ class World:
         return self.metadata["active"]
 
 
+def world_root(cache_root: str, seed: int = 0, info_gap: float = 0.5, num_train: int = 400, **params) -> str:
+    """The folder of one demo world under ``cache_root``: one folder per parameter set, so worlds of different sizes
+    never replace each other."""
+    name = f"seed{seed}_gap{info_gap}"
+    if num_train != 400 or params:
+        name += "_" + "_".join(f"{k}{v}" for k, v in sorted(dict(params, num_train=num_train).items()))
+    return os.path.join(cache_root, "lavis_latent_demo", name)
+
+
 def load_world(cache_root: str, seed: int = 0, info_gap: float = 0.5, num_train: int = 400, **params) -> World:
-    """Generate (if needed) and load the demo world ``seed``/``info_gap`` under ``cache_root``."""
-    root = os.path.join(cache_root, "lavis_latent_demo", f"seed{seed}_gap{info_gap}")
-    paths = demo_data.generate(root, seed=seed, info_gap=info_gap, num_train=num_train, **params)
+    """Generate (if needed) and load the demo world ``seed``/``info_gap`` (and other ``demo_data.generate``
+    parameters) under ``cache_root``. Generation holds a lock file, so processes sharing a cache take turns."""
+    import fcntl
+
+    root = world_root(cache_root, seed, info_gap, num_train, **params)
+    os.makedirs(os.path.dirname(root), exist_ok=True)
+    with open(root + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        paths = demo_data.generate(root, seed=seed, info_gap=info_gap, num_train=num_train, **params)
     meta = demo_data.load_metadata(root)
     world = World(root=root, metadata=meta)
     for split in demo_data.SPLITS:
@@ -107,36 +122,54 @@ def train_clip(
 ):
     """Train a tiny ``clip_latent`` on ``world``'s train split; returns ``(model, last loss terms)``.
 
-    Each step draws ``batch_size`` distinct images and one of each image's captions (seeded), passes them through
-    the paired-view processors and the model's ``forward``. ``extra_loss(z_v, z_t)`` (e.g. the Figure-2 alignment
-    loss) is added on the normalised projected features of the original views when given.
+    See :func:`fit` for the loop. ``extra_loss(z_v, z_t)`` (e.g. the Figure-2 alignment loss) is added on the
+    normalised projected features of the original views when given.
     """
     torch.manual_seed(seed)
-    rng = random.Random(seed)
     model = build_model(base_loss, latent).to(device)
-    model.train()
     vis_train, txt_train, _, _ = processors(image_size, seed)
+
+    def loss_fn(out):
+        if extra_loss is None:
+            return out["loss"]
+        extra = extra_loss(out["image_feat"], out["text_feat"])
+        out["loss_extra"] = extra
+        return out["loss"] + extra
+
+    terms = fit(model, world, vis_train, txt_train, steps=steps, batch_size=batch_size, lr=lr,
+                weight_decay=weight_decay, seed=seed, device=device, log_every=log_every, loss_fn=loss_fn)
+    return model, terms
+
+
+def fit(model, world: World, vis_train, txt_train, steps: int, batch_size: int, lr: float, weight_decay: float,
+        seed: int, device: str = "cpu", log_every: int = 0, loss_fn: Optional[Callable] = None,
+        batch_extras: Optional[Callable[[int], dict]] = None) -> Dict[str, float]:
+    """The benchmarks' training loop (AdamW, 10 % linear warm-up then cosine): each step draws ``batch_size``
+    distinct training images and one of each image's captions (seeded by ``seed``), passes them through the
+    processors and ``model.forward`` (with ``image_id``, plus ``batch_extras(step)``), and steps on
+    ``loss_fn(output)`` (default ``output["loss"]``). Leaves the model in eval mode; returns the last step's
+    ``loss*`` terms as floats."""
+    rng = random.Random(seed)
+    model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     n = len(world.images["train"])
     terms = {}
     for step in range(steps):
-        warm = max(1, steps // 10)  # linear warm-up (10 %), then cosine
+        warm = max(1, steps // 10)
         step_lr = (lr * (step + 1) / warm if step < warm
                    else lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm))))
         for g in optim.param_groups:
             g["lr"] = step_lr
         idx = rng.sample(range(n), min(batch_size, n))
-        batch = [{"image": vis_train(world.images["train"][i]),
+        batch = [{"image": vis_train(world.images["train"][i]), "image_id": i,
                   "text_input": txt_train(rng.choice(world.captions["train"][i]))} for i in idx]
         samples = _collate(batch)
         samples["image"] = type(samples["image"])(*(t.to(device) for t in samples["image"]))
+        if batch_extras is not None:
+            samples.update(batch_extras(step))
         out = model(samples)
-        loss = out["loss"]
-        if extra_loss is not None:
-            extra = extra_loss(out["image_feat"], out["text_feat"])
-            loss = loss + extra
-            out["loss_extra"] = extra
+        loss = out["loss"] if loss_fn is None else loss_fn(out)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
@@ -144,7 +177,7 @@ def train_clip(
         if log_every and (step + 1) % log_every == 0:
             print(f"    step {step + 1}/{steps} " + " ".join(f"{k}={v:.3f}" for k, v in terms.items()), flush=True)
     model.eval()
-    return model, terms
+    return terms
 
 
 @torch.no_grad()
@@ -180,10 +213,32 @@ def encode(model, world: World, split: str, image_size: int = 64, batch_size: in
 def recall_at_1(z_v: torch.Tensor, z_t: torch.Tensor, txt2img: torch.Tensor) -> Dict[str, float]:
     """Retrieval R@1 (%): text->image (each caption finds its image) and image->text (an image's top caption is one
     of its own), by cosine similarity."""
+    return {k: v for k, v in recall(z_v, z_t, txt2img, ks=(1,)).items()}
+
+
+def recall(z_v: torch.Tensor, z_t: torch.Tensor, txt2img: torch.Tensor, ks=(1, 5),
+           image_class: Optional[torch.Tensor] = None) -> Dict[str, float]:
+    """Retrieval R@k (%) by cosine similarity, LAVIS's naming: ``img_r{k}`` text->image, ``txt_r{k}`` image->text.
+
+    Args:
+        z_v: [I, D] image features; z_t: [T, D] caption features; txt2img: [T] the image index of each caption.
+        image_class: optional [I] class of each image (e.g. its shared facts). Then also ``img_r{k}_shared`` /
+            ``txt_r{k}_shared``: a hit is a retrieved item whose image has the query's class (the best a caption
+            can do when several images share everything the caption says).
+    """
     sim = z_t @ z_v.t()  # [T, I]
-    txt_r1 = (sim.argmax(1) == txt2img).double().mean().item() * 100
-    img_r1 = (txt2img[sim.argmax(0)] == torch.arange(z_v.size(0))).double().mean().item() * 100
-    return {"img_r1": txt_r1, "txt_r1": img_r1}  # LAVIS's naming: img_r1 = text->image, txt_r1 = image->text
+    n_img = z_v.size(0)
+    out = {}
+    for k in ks:
+        top_img = sim.topk(min(k, n_img), dim=1).indices  # [T, k]
+        top_txt = sim.topk(min(k, sim.size(0)), dim=0).indices.t()  # [I, k] caption indices
+        out[f"img_r{k}"] = (top_img == txt2img[:, None]).any(1).double().mean().item() * 100
+        out[f"txt_r{k}"] = (txt2img[top_txt] == torch.arange(n_img)[:, None]).any(1).double().mean().item() * 100
+        if image_class is not None:
+            cls_t = image_class[txt2img]
+            out[f"img_r{k}_shared"] = (image_class[top_img] == cls_t[:, None]).any(1).double().mean().item() * 100
+            out[f"txt_r{k}_shared"] = (cls_t[top_txt] == image_class[:, None]).any(1).double().mean().item() * 100
+    return out
 
 
 def probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, c: float = 1.0) -> float:
@@ -204,21 +259,68 @@ def _labels(world: World, split: str, attr: str) -> np.ndarray:
     return np.array([values.index(r["attributes"][attr]) for r in world.records[split]])
 
 
+def shared_class(world: World, split: str) -> torch.Tensor:
+    """[I] index of each image's combination of shared facts (shape, colour, position) in ``split``."""
+    attrs = world.metadata["attributes"]
+    bases = [len(attrs[a]["values"]) for a in demo_data.SHARED]
+    return torch.tensor([_mixed_radix([attrs[a]["values"].index(r["attributes"][a]) for a in demo_data.SHARED], bases)
+                         for r in world.records[split]])
+
+
+def _mixed_radix(digits, bases):
+    value = 0
+    for d, b in zip(digits, bases):
+        value = value * b + d
+    return value
+
+
+def zero_shot_ensembles(world: World, z_v: torch.Tensor, encode_texts: Callable[[List[str]], torch.Tensor],
+                        split: str = "test") -> Dict[str, float]:
+    """Zero-shot top-1 (%) with prompt ensembles written like the captions: one prompt per combination of shared
+    facts ("a red circle at the top"); a shape's (colour's) class embedding is the normalised mean over the other
+    facts' prompts. ``zs_shape_ens``, ``zs_color_ens`` and ``zs_shared`` (the 72-way combination itself)."""
+    values = {a: world.metadata["attributes"][a]["values"] for a in demo_data.SHARED}
+    combos = [(s, c, p) for s in values["shape"] for c in values["color"] for p in values["position"]]
+    prompts = [demo_data._article(f"a {c} {s} {demo_data._POSITION_PHRASE[p]}") for s, c, p in combos]
+    emb = F.normalize(encode_texts(prompts).float(), dim=-1)  # [72, D], in mixed-radix order shape, colour, pos
+    out = {"zs_shared": float(((z_v @ emb.t()).argmax(1) == shared_class(world, split)).double().mean() * 100)}
+    for attr, index in (("shape", 0), ("color", 1)):
+        cls_emb = torch.stack([F.normalize(emb[[i for i, c in enumerate(combos) if c[index] == v]].mean(0), dim=0)
+                               for v in values[attr]])
+        pred = (z_v @ cls_emb.t()).argmax(1).numpy()
+        out[f"zs_{attr}_ens"] = float((pred == _labels(world, split, attr)).mean() * 100)
+    return out
+
+
 @torch.no_grad()
 def evaluate_clip(model, world: World, image_size: int = 64, control_seed: int = 0, device: str = "cpu") -> dict:
     """Retrieval, zero-shot, probes and modality gap of a trained model on ``world`` (see the module docstring)."""
     tr = encode(model, world, "train", image_size, device=device)
     te = encode(model, world, "test", image_size, device=device)
-    res = dict(recall_at_1(te["z_v"], te["z_t"], te["txt2img"]))
+    _, _, _, txt_eval = processors(image_size)
+
+    def encode_texts(texts):
+        f = model.extract_features({"text_input": [txt_eval(t) for t in texts]}, mode="text")
+        return f.text_embeds_proj.cpu()
+
+    return evaluate_features(tr, te, world, encode_texts, control_seed)
+
+
+def evaluate_features(tr: dict, te: dict, world: World, encode_texts: Callable[[List[str]], torch.Tensor],
+                      control_seed: int = 0) -> dict:
+    """The measures of the module docstring from the train and test features of a model (dicts as :func:`encode`
+    returns; ``zi_*`` may be None) and a function that encodes a list of prompts to [P, D] projected features.
+
+    Keys: ``img_r1`` / ``txt_r1`` / ``*_r5`` (instance) and ``*_shared`` (shared-fact match) retrieval, ``gap_*``,
+    ``zs_shape`` / ``zs_color`` (one prompt), ``zs_*_ens`` / ``zs_shared`` (ensembles), ``probe_<group>[<view>]``."""
+    res = recall(te["z_v"], te["z_t"], te["txt2img"], ks=(1, 5), image_class=shared_class(world, "test"))
     gap = modality_gap(te["z_v"][te["txt2img"]], te["z_t"])
     res.update({f"gap_{k}": v for k, v in gap.items()})
-    # zero-shot on shared attributes
-    _, _, _, txt_eval = processors(image_size)
     for attr, template in ZERO_SHOT.items():
         values = world.metadata["attributes"][attr]["values"]
-        f = model.extract_features({"text_input": [txt_eval(template.format(v)) for v in values]}, mode="text")
-        pred = (te["z_v"] @ f.text_embeds_proj.cpu().t()).argmax(1).numpy()
+        pred = (te["z_v"] @ encode_texts([template.format(v) for v in values]).t()).argmax(1).numpy()
         res[f"zs_{attr}"] = float((pred == _labels(world, "test", attr)).mean() * 100)
+    res.update(zero_shot_ensembles(world, te["z_v"], encode_texts))
     # same-size control: an untrained projection of the encoder features, as wide as the separation heads
     gen = torch.Generator().manual_seed(control_seed)
     width = te["z_v"].size(1)
