@@ -213,7 +213,7 @@ def encode(model, world: World, split: str, image_size: int = 64, batch_size: in
 def recall_at_1(z_v: torch.Tensor, z_t: torch.Tensor, txt2img: torch.Tensor) -> Dict[str, float]:
     """Retrieval R@1 (%): text->image (each caption finds its image) and image->text (an image's top caption is one
     of its own), by cosine similarity."""
-    return {k: v for k, v in recall(z_v, z_t, txt2img, ks=(1,)).items()}
+    return recall(z_v, z_t, txt2img, ks=(1,))
 
 
 def recall(z_v: torch.Tensor, z_t: torch.Tensor, txt2img: torch.Tensor, ks=(1, 5),

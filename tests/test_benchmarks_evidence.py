@@ -65,3 +65,19 @@ def test_quick_run_end_to_end_with_known_answers(session_cache_root, tmp_path):
     # resumable: a second pass finds every run stored and computes nothing
     assert evidence.run_pending(evidence.settings_from(evidence.parse_args(argv)), RunStore(str(store_dir)),
                                 str(session_cache_root)) == 0
+
+
+def test_recall_instance_and_shared_facts_by_hand():
+    import torch
+
+    from benchmarks.clip_world import recall
+
+    z_v = torch.eye(3)
+    z_t = torch.tensor([[0.1, 0.9, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.2]])  # captions of images 0, 1, 2
+    txt2img, image_class = torch.tensor([0, 1, 2]), torch.tensor([0, 0, 1])  # images 0 and 1 share their facts
+    r = recall(z_v, z_t, txt2img, ks=(1, 5), image_class=image_class)
+    # text->image: caption 0 finds image 1 (same facts), caption 1 its image, caption 2 image 0 (other facts)
+    assert r["img_r1"] == pytest.approx(100 / 3) and r["img_r1_shared"] == pytest.approx(200 / 3)
+    # image->text: image 0 finds caption 2 (other facts), images 1 and 2 their own captions
+    assert r["txt_r1"] == pytest.approx(200 / 3) and r["txt_r1_shared"] == pytest.approx(200 / 3)
+    assert r["img_r5"] == r["txt_r5"] == r["img_r5_shared"] == 100.0  # k above the gallery size: everything
