@@ -165,7 +165,8 @@ def fit(model, world: World, vis_train, txt_train, steps: int, batch_size: int, 
         batch = [{"image": vis_train(world.images["train"][i]), "image_id": i,
                   "text_input": txt_train(rng.choice(world.captions["train"][i]))} for i in idx]
         samples = _collate(batch)
-        samples["image"] = type(samples["image"])(*(t.to(device) for t in samples["image"]))
+        image = samples["image"]  # a tensor, or PairedViews of tensors from the paired-view processors
+        samples["image"] = image.to(device) if torch.is_tensor(image) else type(image)(*(t.to(device) for t in image))
         if batch_extras is not None:
             samples.update(batch_extras(step))
         out = model(samples)
