@@ -71,6 +71,11 @@ def test_quick_run_end_to_end_with_known_answers(session_cache_root, tmp_path):
     assert "## ALBEF, info_gap 0.5, downstream tasks: differences (n = 3 seeds)" in md
     assert "## ALBEF, info_gap 0.5: differences (n = 3 seeds)" in md and "bb w=1 (vs inmodal)" in md
     assert evidence.readme_table(data, "clip")[0].startswith("| model (vs base) | txt R@1")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- evidence:clip -->\nold table\n<!-- /evidence:clip -->\nend\n")
+    assert evidence.update_readme(data, str(readme)) == ["clip"]
+    text = readme.read_text()
+    assert "old table" not in text and "| inmodal replica (vs inmodal) |" in text and text.endswith("end\n")
     # resumable: a second pass finds every run stored and computes nothing
     assert evidence.run_pending(evidence.settings_from(evidence.parse_args(argv)), RunStore(str(store_dir)),
                                 str(session_cache_root)) == 0
