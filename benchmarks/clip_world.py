@@ -356,6 +356,16 @@ def evaluate_features(tr: dict, te: dict, world: World, encode_texts: Callable[[
     return res
 
 
+def add_plus_views(res: dict) -> dict:
+    """Add ``probe_*[z+]`` to an :func:`evaluate_features` result: ``[z, z^i]`` where the model has separation heads,
+    else ``[z, c]`` (the same-size control). Returns ``res``."""
+    has_ind = any(k.endswith("[z+ind]") for k in res)
+    for key in list(res):
+        if key.endswith("[z+ind]") or (key.endswith("[z+ctrl]") and not has_ind):
+            res[key.rsplit("[", 1)[0] + "[z+]"] = res[key]
+    return res
+
+
 def _first_caption_index(txt2img: torch.Tensor) -> torch.Tensor:
     seen, idx = set(), []
     for j, i in enumerate(txt2img.tolist()):

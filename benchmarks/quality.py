@@ -101,13 +101,7 @@ def clip_run(world, name, base_loss, latent, seed, args):
     (model, terms), secs = clip_world.timed(clip_world.train_clip, world, base_loss=base_loss, latent=latent,
                                             steps=steps, batch_size=args.batch_size, seed=seed,
                                             device=args.device)
-    res = clip_world.evaluate_clip(model, world, control_seed=seed, device=args.device)
-    has_ind = "probe_image_only[z+ind]" in res
-    out = {}
-    for key in list(res):
-        if key.endswith("[z+ind]") or (key.endswith("[z+ctrl]") and not has_ind):
-            out[key.rsplit("[", 1)[0] + "[z+]"] = res[key]
-    res.update(out)
+    res = clip_world.add_plus_views(clip_world.evaluate_clip(model, world, control_seed=seed, device=args.device))
     res.update({"seed": seed, "seconds": secs, "final_losses": terms})
     log(f"info_gap {world.metadata['params']['info_gap']:g} {name:10s} seed {seed}: txt R@1 {res['txt_r1']:5.1f} "
         f"img R@1 {res['img_r1']:5.1f} img-only probe z {res['probe_image_only[z]']:5.1f} "
