@@ -23,7 +23,7 @@ centroid distance). Every comparison is paired by seed (:mod:`benchmarks.paired`
 Runs are stored under a key of their exact configuration (:mod:`benchmarks.run_store`): a rerun computes only what
 is missing, and processes sharing one ``--store`` split the work (``--workers 2`` starts two).
 
-    python -m benchmarks.evidence --workers 2          # the full run (about 80 min on 2 cores)
+    python -m benchmarks.evidence --workers 2          # the full run (about 2 h 20 min on 2 cores)
     python -m benchmarks.evidence --quick              # a few minutes: a tiny grid, incl. the known-answer rows
     python -m benchmarks.evidence --render-only        # tables and plots from the stored runs
 
