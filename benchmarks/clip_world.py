@@ -211,12 +211,6 @@ def encode(model, world: World, split: str, image_size: int = 64, batch_size: in
     return feats
 
 
-def recall_at_1(z_v: torch.Tensor, z_t: torch.Tensor, txt2img: torch.Tensor) -> Dict[str, float]:
-    """Retrieval R@1 (%): text->image (each caption finds its image) and image->text (an image's top caption is one
-    of its own), by cosine similarity."""
-    return recall(z_v, z_t, txt2img, ks=(1,))
-
-
 def recall(z_v: torch.Tensor, z_t: torch.Tensor, txt2img: torch.Tensor, ks=(1, 5),
            image_class: Optional[torch.Tensor] = None) -> Dict[str, float]:
     """Retrieval R@k (%) by cosine similarity, LAVIS's naming: ``img_r{k}`` text->image, ``txt_r{k}`` image->text.

@@ -34,7 +34,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Dict, List, Optional
 
 if __package__ in (None, ""):
@@ -191,17 +191,20 @@ def grid(settings: Settings) -> List[Row]:
             for gap in settings.sweep_gaps:
                 sweep.append(Row(fw, gap, "inmodal", None))
                 for short, weights in settings.weights.items():
-                    w = weights[len(weights) // 2]
+                    w = _middle(weights)
                     sweep.append(Row(fw, gap, f"{short} w={w:g}", "inmodal", latent=_latent(short, w, False)))
-    downstream = [Row(**dict(asdict(r), stage="downstream",
-                             base=r.base if r.base in settings.downstream_rows else None))
+    downstream = [replace(r, stage="downstream", base=r.base if r.base in settings.downstream_rows else None)
                   for r in rows if r.framework == "albef" and r.name in settings.downstream_rows]
     return rows + downstream + sweep
 
 
 def middle_weight_names(settings: Settings, framework: str) -> List[str]:
     """The row names of each regularizer at its middle weight (the downstream and information-gap rows)."""
-    return [f"{short} w={weights[len(weights) // 2]:g}" for short, weights in settings.weights_of(framework).items()]
+    return [f"{short} w={_middle(weights):g}" for short, weights in settings.weights_of(framework).items()]
+
+
+def _middle(weights: List[float]) -> float:
+    return weights[len(weights) // 2]
 
 
 def run_order(settings: Settings, rows: List[Row]) -> List[Row]:
@@ -225,9 +228,9 @@ def spec(row: Row, seed: int, settings: Settings) -> Dict:
     pretraining run's spec under ``pretrain``."""
     if row.stage == "downstream":
         world = dict(settings.world, **settings.downstream["world"], info_gap=row.info_gap)
-        return {"version": VERSION, "stage": "downstream", "pretrain": spec(Row(**dict(asdict(row), stage="pretrain")),
-                                                                          seed, settings),
-                "world": world, "options": list(settings.downstream.get("options", [])), "seed": seed}
+        pretrain = spec(replace(row, stage="pretrain"), seed, settings)
+        return {"version": VERSION, "stage": "downstream", "pretrain": pretrain, "world": world,
+                "options": list(settings.downstream.get("options", [])), "seed": seed}
     train = dict(getattr(settings, row.framework))
     train["lr"] = train["lr"] * row.lr_scale
     out = {"version": VERSION, "framework": row.framework, "world": dict(settings.world, info_gap=row.info_gap),
@@ -327,7 +330,8 @@ def run_pending(settings: Settings, store: RunStore, cache_root: str) -> int:
             raise
         store.put(run, res)
         done += 1
-        left = sum(store.get(r) is None for r in unique)
+        stored = store.results()
+        left = sum(run_key(r) not in stored for r in unique)
         rate = (time.time() - started) / done
         log(f"[pid {os.getpid()}] {_describe(run)}: {_headline(res)} ({res['seconds']:.0f} s); {left} runs left, "
             f"about {left * rate / 60:.0f} min at this process's pace")
@@ -632,8 +636,7 @@ def parse_args(argv=None):
 
 def settings_from(args) -> Settings:
     base = QUICK if args.quick else FULL
-    s = Settings(**{k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
-                    for k, v in asdict(base).items()})
+    s = replace(base)  # the fields below are reassigned, never mutated
     if args.frameworks:
         chosen = [f.strip() for f in args.frameworks.split(",") if f.strip()]
         unknown = sorted(set(chosen) - {"clip", "albef"})
@@ -660,7 +663,8 @@ def main(argv=None):
         for run in {run_key(w): w for w in _worlds(settings)}.values():  # generated once, before any worker
             clip_world.load_world(cache_root, **run)
         if args.workers > 1:
-            worker = ["--store", store_dir, "--cache-root", cache_root, "--no-render"] + (["--quick"] if args.quick else [])
+            worker = ["--store", store_dir, "--cache-root", cache_root, "--no-render"]
+            worker += ["--quick"] if args.quick else []
             worker += [f"--{k}={v}" for k, v in (("frameworks", args.frameworks), ("seeds", args.seeds)) if v]
             procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.evidence", *worker])
                      for _ in range(args.workers)]

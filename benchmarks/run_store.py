@@ -105,8 +105,9 @@ class RunStore:
     def pending(self, specs: Iterable[Dict]) -> Iterator[Dict]:
         """The specs of ``specs`` that are neither done nor claimed by a live process, each claimed for this process
         as it is yielded (call :meth:`put` or :meth:`release` for each)."""
+        done = set(self.results())  # read once; claim() checks again for runs finished since
         for spec in specs:
-            if self.claim(spec):
+            if run_key(spec) not in done and self.claim(spec):
                 yield spec
 
 

@@ -2,6 +2,7 @@
 shape at full size. The numbers of a 40-step run mean nothing beyond the known answers: an exact replica of the base
 comes out "no difference" with a zero difference everywhere, and a model that never trains (learning rate 0) comes
 out "worse" than the trained base."""
+import dataclasses
 import json
 import os
 
@@ -38,11 +39,12 @@ def test_full_grid_shape():
     order = evidence.run_order(evidence.FULL, rows)
     assert [r.name for r in order[:6]] == ["plain", "inmodal", "fs w=0.3", "bb w=0.3", "gc w=0.1", "gcm w=0.3"]
     assert [r.label for r in order if r.framework == "albef"][:9] == [
-        "albef gap 0.5 " + name for name in ("plain", "inmodal", "fs w=0.3", "bb w=0.3", "gc w=0.1", "inmodal [downstream]",
-                                              "fs w=0.3 [downstream]", "bb w=0.3 [downstream]", "gc w=0.1 [downstream]")]
+        "albef gap 0.5 " + name for name in (
+            "plain", "inmodal", "fs w=0.3", "bb w=0.3", "gc w=0.1",
+            "inmodal [downstream]", "fs w=0.3 [downstream]", "bb w=0.3 [downstream]", "gc w=0.1 [downstream]")]
     assert order[-1].info_gap != 0.5 and sorted(order, key=lambda r: r.label) == sorted(rows, key=lambda r: r.label)
     run = evidence.spec(downstream[1], 0, evidence.FULL)
-    assert run["pretrain"] == evidence.spec(evidence.Row(**dict(vars(downstream[1]), stage="pretrain")), 0,
+    assert run["pretrain"] == evidence.spec(dataclasses.replace(downstream[1], stage="pretrain"), 0,
                                             evidence.FULL)
 
 
