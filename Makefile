@@ -16,7 +16,7 @@ install: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --constraint constraints.txt --editable ".[test]"
+	$(PY) -m pip install --quiet --constraint constraints.txt --editable ".[lavis,test]"
 	touch $(STAMP)
 
 demo: $(STAMP)

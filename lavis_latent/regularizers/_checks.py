@@ -11,12 +11,12 @@ from __future__ import annotations
 import functools
 import itertools
 import numbers
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 
-__all__ = ["no_autocast", "check_2d", "check_same_shape", "compute_dtype", "cast", "check_temperature",
-           "check_unit_interval", "check_ids"]
+__all__ = ["no_autocast", "check_2d", "check_same_shape", "check_views", "compute_dtype", "cast", "check_temperature",
+           "check_unit_interval", "check_positive", "check_ids"]
 
 
 def check_2d(name: str, x) -> None:
@@ -37,6 +37,17 @@ def check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor)
         raise ValueError(
             f"shape mismatch: {name_a} has shape {tuple(a.shape)} but {name_b} has shape {tuple(b.shape)}"
         )
+
+
+def check_views(z_v: torch.Tensor, z_t: torch.Tensor, z_v_aug: Optional[torch.Tensor],
+                z_t_aug: Optional[torch.Tensor]) -> None:
+    """Check a pair [N, D] and its optional augmented views: both views or neither, each shaped as its original."""
+    check_same_shape("z_v", z_v, "z_t", z_t)
+    if (z_v_aug is None) != (z_t_aug is None):
+        raise ValueError("z_v_aug and z_t_aug must be given together (both or neither)")
+    if z_v_aug is not None:
+        check_same_shape("z_v", z_v, "z_v_aug", z_v_aug)
+        check_same_shape("z_t", z_t, "z_t_aug", z_t_aug)
 
 
 def compute_dtype(*tensors: Optional[torch.Tensor]) -> torch.dtype:
@@ -74,6 +85,13 @@ def check_unit_interval(name: str, value) -> float:
     return value
 
 
+def check_positive(name: str, value) -> float:
+    """Validate a python number > 0 (``name`` leads the error message) and return it as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+    return float(value)
+
+
 def check_ids(name: str, ids, n: int, device: torch.device) -> Optional[torch.Tensor]:
     """Validate optional sample ids for N rows and return them as an int64 tensor of shape [N] on ``device``.
 
@@ -96,14 +114,6 @@ def check_ids(name: str, ids, n: int, device: torch.device) -> Optional[torch.Te
     if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
         raise ValueError(f"{name} must hold integers (e.g. LAVIS's image_id), got dtype {ids.dtype}")
     return ids.to(device=device, dtype=torch.long)
-
-
-def check_all_2d_same(pairs: Sequence[tuple]) -> None:
-    """Check that every (name, tensor) in ``pairs`` is 2-D and has the shape of the first one."""
-    (n0, t0) = pairs[0]
-    check_2d(n0, t0)
-    for n, t in pairs[1:]:
-        check_same_shape(n0, t0, n, t)
 
 
 def no_autocast(fn):

@@ -22,10 +22,10 @@ from typing import Dict, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from ._checks import cast, check_ids, check_same_shape, check_temperature, compute_dtype, no_autocast
+from ._checks import cast, check_ids, check_views, check_temperature, compute_dtype, no_autocast
 from .distributed import gather_features, world_info
 
-__all__ = ["contrastive_loss", "contrastive_terms", "info_nce", "gather_ids"]
+__all__ = ["contrastive_loss", "contrastive_terms", "info_nce", "gather_ids", "global_keys"]
 
 Temperature = Union[float, torch.Tensor]
 
@@ -61,6 +61,20 @@ def gather_ids(ids: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     return torch.cat(out)
 
 
+def global_keys(gather: bool, ids: Optional[torch.Tensor], *keys: Optional[torch.Tensor]):
+    """The contrastive keys of the global batch: ``(label offset, keys, key ids)``.
+
+    With ``gather`` and more than one rank: ``(rank * N, keys gathered over all ranks with gradient, ids gathered)``
+    (see :func:`gather_features`); otherwise ``(0, keys, ids)`` unchanged. ``None`` keys stay ``None``; N is the
+    rows of the first key given.
+    """
+    rank, world = world_info()
+    if not gather or world == 1:
+        return 0, keys, ids
+    n = next(k.shape[0] for k in keys if k is not None)
+    return rank * n, gather_features(*keys), gather_ids(ids)
+
+
 @no_autocast
 def contrastive_terms(
     z_v: torch.Tensor,
@@ -92,28 +106,15 @@ def contrastive_terms(
         ``L_V2V = -1/N sum_j log( e^{<z_Vj, z^a_Vj>/tau} / sum_k e^{<z_Vj, z^a_Vk>/tau} )`` (CyCLIP-code form,
         see module docstring), T2T symmetric. Scalars in float32 (float64 for float64 inputs).
     """
-    check_same_shape("z_v", z_v, "z_t", z_t)
-    if (z_v_aug is None) != (z_t_aug is None):
-        raise ValueError("z_v_aug and z_t_aug must be given together (both or neither)")
-    if z_v_aug is not None:
-        check_same_shape("z_v", z_v, "z_v_aug", z_v_aug)
-        check_same_shape("z_t", z_t, "z_t_aug", z_t_aug)
+    check_views(z_v, z_t, z_v_aug, z_t_aug)
     dtype = compute_dtype(z_v, z_t, z_v_aug, z_t_aug)
     zv, zt, zva, zta = cast(dtype, z_v, z_t, z_v_aug, z_t_aug)
     tau = check_temperature(temperature, dtype, zv.device)
     ids = check_ids("sample_ids", sample_ids, zv.shape[0], zv.device)
 
-    offset = 0
-    kv, kt, kva, kta = zv, zt, zva, zta
-    key_ids = ids
-    rank, world = world_info()
-    if gather and world > 1:
-        offset = rank * zv.shape[0]
-        if cross_modal:  # gather only the keys that are used (each gather is a collective)
-            kv, kt = gather_features(zv, zt)
-        if zva is not None:
-            kva, kta = gather_features(zva, zta)
-        key_ids = gather_ids(ids)
+    # gather only the keys that are used (each gather is a collective)
+    offset, (kv, kt, kva, kta), key_ids = global_keys(
+        gather, ids, *((zv, zt) if cross_modal else (None, None)), zva, zta)
 
     out: Dict[str, torch.Tensor] = {}
     if cross_modal:

@@ -23,8 +23,8 @@ from typing import Dict, Optional
 
 import torch
 
-from ._checks import cast, check_same_shape, compute_dtype, no_autocast
-from .distributed import gather_features, world_info
+from ._checks import cast, check_views, compute_dtype, no_autocast
+from .contrastive import global_keys
 
 __all__ = ["geometric_consistency_loss", "geometric_consistency_terms", "GC_NORMALIZATIONS"]
 
@@ -48,24 +48,14 @@ def geometric_consistency_terms(
     S_j (<V_j,T_j> - <V^a_j,T^a_j>)^2 (these three are L^a_GC). ``S_jk`` is ``1/N sum_jk`` (``"paper"``) or the mean
     over the N^2 pairs (``"mean"``); ``S_j`` is ``1/N sum_j`` under both.
     """
-    check_same_shape("z_v", z_v, "z_t", z_t)
-    if (z_v_aug is None) != (z_t_aug is None):
-        raise ValueError("z_v_aug and z_t_aug must be given together (both or neither)")
-    if z_v_aug is not None:
-        check_same_shape("z_v", z_v, "z_v_aug", z_v_aug)
-        check_same_shape("z_t", z_t, "z_t_aug", z_t_aug)
+    check_views(z_v, z_t, z_v_aug, z_t_aug)
     if normalization not in GC_NORMALIZATIONS:
         raise ValueError(f"geometric consistency normalization must be one of {', '.join(GC_NORMALIZATIONS)}, "
                          f"got {normalization!r}")
     dtype = compute_dtype(z_v, z_t, z_v_aug, z_t_aug)
     zv, zt, zva, zta = cast(dtype, z_v, z_t, z_v_aug, z_t_aug)
     n = zv.shape[0]
-    kv, kt, kva, kta = zv, zt, zva, zta
-    _, world = world_info()
-    if gather and world > 1:
-        kv, kt = gather_features(zv, zt)
-        if zva is not None:
-            kva, kta = gather_features(zva, zta)
+    _, (kv, kt, kva, kta), _ = global_keys(gather, None, zv, zt, zva, zta)
     m = kv.shape[0]
     # local rows j against (global) rows k: 1/N sum_{j local, k} averages over ranks to 1/M sum_{j, k}
     double = n if normalization == "paper" else n * m

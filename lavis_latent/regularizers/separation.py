@@ -15,9 +15,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import cast, check_2d, check_ids, check_same_shape, check_temperature, compute_dtype, no_autocast
-from .contrastive import Temperature, gather_ids, info_nce
-from .distributed import gather_features, world_info
+from ._checks import (cast, check_2d, check_ids, check_positive, check_same_shape, check_temperature, compute_dtype,
+                      no_autocast)
+from .contrastive import Temperature, global_keys, info_nce
 
 __all__ = ["orthogonal_loss", "uniformity_loss", "FeatureSeparation", "UNIFORMITY_FORMS"]
 
@@ -80,8 +80,7 @@ def uniformity_loss(z: torch.Tensor, t: float = 2.0, form: str = "wang_isola") -
         ValueError: non-2-D input, t <= 0, unknown form.
     """
     check_2d("z", z)
-    if isinstance(t, bool) or not isinstance(t, numbers.Real) or not t > 0:
-        raise ValueError(f"uniformity t must be a number > 0, got {t!r}")
+    check_positive("uniformity t", t)
     if form not in UNIFORMITY_FORMS:
         raise ValueError(f"uniformity form must be one of {UNIFORMITY_FORMS}, got {form!r}")
     dtype = compute_dtype(z)
@@ -118,8 +117,7 @@ class FeatureSeparation(nn.Module):
         for name, v in (("image_dim", image_dim), ("text_dim", text_dim), ("embed_dim", embed_dim)):
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"FeatureSeparation: {name} must be a positive integer, got {v!r}")
-        if isinstance(uniformity_t, bool) or not isinstance(uniformity_t, numbers.Real) or not uniformity_t > 0:
-            raise ValueError(f"FeatureSeparation: uniformity_t must be a number > 0, got {uniformity_t!r}")
+        check_positive("FeatureSeparation: uniformity_t", uniformity_t)
         if uniformity_form not in UNIFORMITY_FORMS:
             raise ValueError(f"FeatureSeparation: uniformity_form must be one of {UNIFORMITY_FORMS}, "
                              f"got {uniformity_form!r}")
@@ -192,15 +190,8 @@ class FeatureSeparation(nn.Module):
         vi, ti, via, tia = cast(dtype, z_v_ind, z_t_ind, z_v_ind_aug, z_t_ind_aug)
         tau = check_temperature(temperature, dtype, vi.device)
         ids = check_ids("sample_ids", sample_ids, vi.shape[0], vi.device)
-        key_v = vi if via is None else via
-        key_t = ti if tia is None else tia
-        offset = 0
-        key_ids = ids
-        rank, world = world_info()
-        if gather and world > 1:
-            offset = rank * vi.shape[0]
-            key_v, key_t = gather_features(key_v, key_t)
-            key_ids = gather_ids(ids)
+        offset, (key_v, key_t), key_ids = global_keys(
+            gather, ids, vi if via is None else via, ti if tia is None else tia)
         con = info_nce(vi, key_v, tau, offset, ids, key_ids) + info_nce(ti, key_t, tau, offset, ids, key_ids)
 
         if self.uniformity_form == "printed":

@@ -42,6 +42,7 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 import torch.nn as nn
 
+from ._checks import check_positive
 from .bridge import brownian_bridge_loss
 from .contrastive import Temperature, contrastive_terms
 from .geometric import GC_NORMALIZATIONS, geometric_consistency_loss
@@ -93,6 +94,35 @@ def _merge_defaults(defaults: Optional[Mapping[str, Mapping[str, Any]]]) -> Dict
     return merged
 
 
+def _check_bridge(spec: Dict[str, Any]) -> None:
+    t = spec["t"]
+    if isinstance(t, str):
+        if t != "uniform":
+            raise ValueError(f"{_PREFIX}: 'bridge.t' must be a number in [0, 1] or \"uniform\", got {t!r}")
+    elif not _is_number(t) or not 0.0 <= float(t) <= 1.0:
+        raise ValueError(f"{_PREFIX}: 'bridge.t' must be a number in [0, 1] or \"uniform\", got {t!r}")
+    else:
+        spec["t"] = float(t)
+    _check_choice("bridge.form", spec["form"], BRIDGE_FORMS)
+
+
+def _check_geometric(spec: Dict[str, Any]) -> None:
+    _check_choice("geometric.normalization", spec["normalization"], GC_NORMALIZATIONS)
+    if not isinstance(spec["gather"], bool):
+        raise ValueError(f"{_PREFIX}: 'geometric.gather' must be true or false, got {spec['gather']!r}")
+
+
+def _check_separation(spec: Dict[str, Any]) -> None:
+    spec["uniformity_t"] = check_positive(f"{_PREFIX}: 'separation.uniformity_t'", spec["uniformity_t"])
+    if spec["uniformity_form"] not in UNIFORMITY_FORMS:
+        raise ValueError(f"{_PREFIX}: 'separation.uniformity_form' must be one of "
+                         f"{', '.join(UNIFORMITY_FORMS)}, got {spec['uniformity_form']!r}")
+
+
+#: sub-key checks per regularizer (they validate, and normalise numbers to float, in place)
+_CHECKS = {"bridge": _check_bridge, "geometric": _check_geometric, "separation": _check_separation}
+
+
 def parse_config(cfg: Any, defaults: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Dict[str, Dict[str, Any]]:
     """Validate a ``latent:`` block; return ``{name: {sub-key: value}}`` for the *active* regularizers.
 
@@ -118,28 +148,7 @@ def parse_config(cfg: Any, defaults: Optional[Mapping[str, Mapping[str, Any]]] =
         if not _is_number(w) or not math.isfinite(float(w)) or float(w) < 0:
             raise ValueError(f"{_PREFIX}: '{name}.weight' must be a finite number >= 0, got {w!r}")
         spec["weight"] = float(w)
-        if name == "bridge":
-            t = spec["t"]
-            if isinstance(t, str):
-                if t != "uniform":
-                    raise ValueError(f"{_PREFIX}: 'bridge.t' must be a number in [0, 1] or \"uniform\", got {t!r}")
-            elif not _is_number(t) or not 0.0 <= float(t) <= 1.0:
-                raise ValueError(f"{_PREFIX}: 'bridge.t' must be a number in [0, 1] or \"uniform\", got {t!r}")
-            else:
-                spec["t"] = float(t)
-            _check_choice("bridge.form", spec["form"], BRIDGE_FORMS)
-        if name == "geometric":
-            _check_choice("geometric.normalization", spec["normalization"], GC_NORMALIZATIONS)
-            if not isinstance(spec["gather"], bool):
-                raise ValueError(f"{_PREFIX}: 'geometric.gather' must be true or false, got {spec['gather']!r}")
-        if name == "separation":
-            ut = spec["uniformity_t"]
-            if not _is_number(ut) or not float(ut) > 0:
-                raise ValueError(f"{_PREFIX}: 'separation.uniformity_t' must be a number > 0, got {ut!r}")
-            spec["uniformity_t"] = float(ut)
-            if spec["uniformity_form"] not in UNIFORMITY_FORMS:
-                raise ValueError(f"{_PREFIX}: 'separation.uniformity_form' must be one of "
-                                 f"{', '.join(UNIFORMITY_FORMS)}, got {spec['uniformity_form']!r}")
+        _CHECKS.get(name, lambda spec: None)(spec)
         if spec["weight"] > 0:
             active[name] = spec
     return active
@@ -253,46 +262,64 @@ class LatentStructure(nn.Module):
                 rows with the same id are all positives (no false negatives between captions of one image).
         """
         out: Dict[str, torch.Tensor] = {}
-        if not self._spec:
-            return out
         spec = self._spec
         if "inmodal" in spec:
-            if z_v_aug is None or z_t_aug is None:
-                raise ValueError("LatentStructure: 'inmodal' needs z_v_aug and z_t_aug")
-            terms = contrastive_terms(z_v, z_t, z_v_aug, z_t_aug, temperature, gather, cross_modal=False,
-                                      sample_ids=sample_ids)
-            out["loss_inmodal"] = spec["inmodal"]["weight"] * 0.5 * (terms["v2v"] + terms["t2t"])
+            out["loss_inmodal"] = spec["inmodal"]["weight"] * self._inmodal(
+                z_v, z_t, z_v_aug, z_t_aug, temperature, gather, sample_ids)
         if "separation" in spec:
-            if image_embeds is None or text_embeds is None:
-                raise ValueError("LatentStructure: 'separation' needs image_embeds and text_embeds "
-                                 "(the unnormalised encoder CLS features)")
-            z_v_ind, z_t_ind = self.separation(image_embeds, text_embeds)
-            z_v_ind_aug = z_t_ind_aug = None
-            if (image_embeds_aug is None) != (text_embeds_aug is None):
-                raise ValueError("LatentStructure: image_embeds_aug and text_embeds_aug must be given together")
-            if image_embeds_aug is not None:
-                if sep_heads_aug is not None:
-                    with torch.no_grad():
-                        z_v_ind_aug, z_t_ind_aug = sep_heads_aug(image_embeds_aug, text_embeds_aug)
-                else:
-                    z_v_ind_aug, z_t_ind_aug = self.separation(image_embeds_aug, text_embeds_aug)
-            elif sep_heads_aug is not None:
-                raise ValueError("LatentStructure: sep_heads_aug given without image_embeds_aug/text_embeds_aug")
-            out["loss_sep"] = spec["separation"]["weight"] * self.separation.loss(
-                z_v, z_t, z_v_ind, z_t_ind, z_v_ind_aug, z_t_ind_aug, temperature, gather, sample_ids)
+            out["loss_sep"] = spec["separation"]["weight"] * self._separation(
+                z_v, z_t, temperature, image_embeds, text_embeds, image_embeds_aug, text_embeds_aug, sep_heads_aug,
+                gather, sample_ids)
         if "bridge" in spec:
-            if z_v_aug is None:
-                raise ValueError("LatentStructure: 'bridge' needs z_v_aug")
-            b = spec["bridge"]
-            if b["form"] == "online":  # the online image feature placed on the bridge from z^a_V to z_T
-                start, point = z_v_aug, z_v
-            else:  # literal: the augmented image feature placed on the bridge from z_V to z_T
-                start, point = z_v, z_v_aug
-            out["loss_bridge"] = b["weight"] * brownian_bridge_loss(start, z_t, point, t=b["t"], generator=generator)
+            out["loss_bridge"] = spec["bridge"]["weight"] * self._bridge(z_v, z_t, z_v_aug, generator)
         if "geometric" in spec:
-            if (z_v_aug is None) != (z_t_aug is None):
-                raise ValueError("LatentStructure: 'geometric' needs z_v_aug and z_t_aug together (or neither)")
-            g = spec["geometric"]
-            out["loss_geo"] = g["weight"] * geometric_consistency_loss(
-                z_v, z_t, z_v_aug, z_t_aug, normalization=g["normalization"], gather=gather and g["gather"])
+            out["loss_geo"] = spec["geometric"]["weight"] * self._geometric(z_v, z_t, z_v_aug, z_t_aug, gather)
         return out
+
+    def _inmodal(self, z_v, z_t, z_v_aug, z_t_aug, temperature, gather, sample_ids) -> torch.Tensor:
+        """Unweighted ``1/2 (L_V2V + L_T2T)``."""
+        if z_v_aug is None or z_t_aug is None:
+            raise ValueError("LatentStructure: 'inmodal' needs z_v_aug and z_t_aug")
+        terms = contrastive_terms(z_v, z_t, z_v_aug, z_t_aug, temperature, gather, cross_modal=False,
+                                  sample_ids=sample_ids)
+        return 0.5 * (terms["v2v"] + terms["t2t"])
+
+    def _separation(self, z_v, z_t, temperature, image_embeds, text_embeds, image_embeds_aug, text_embeds_aug,
+                    sep_heads_aug, gather, sample_ids) -> torch.Tensor:
+        """Unweighted L_Sep, the independent features computed here from the encoder features."""
+        if image_embeds is None or text_embeds is None:
+            raise ValueError("LatentStructure: 'separation' needs image_embeds and text_embeds "
+                             "(the unnormalised encoder CLS features)")
+        if (image_embeds_aug is None) != (text_embeds_aug is None):
+            raise ValueError("LatentStructure: image_embeds_aug and text_embeds_aug must be given together")
+        if image_embeds_aug is None and sep_heads_aug is not None:
+            raise ValueError("LatentStructure: sep_heads_aug given without image_embeds_aug/text_embeds_aug")
+        z_v_ind, z_t_ind = self.separation(image_embeds, text_embeds)
+        z_v_ind_aug = z_t_ind_aug = None
+        if image_embeds_aug is not None:
+            if sep_heads_aug is not None:
+                with torch.no_grad():
+                    z_v_ind_aug, z_t_ind_aug = sep_heads_aug(image_embeds_aug, text_embeds_aug)
+            else:
+                z_v_ind_aug, z_t_ind_aug = self.separation(image_embeds_aug, text_embeds_aug)
+        return self.separation.loss(z_v, z_t, z_v_ind, z_t_ind, z_v_ind_aug, z_t_ind_aug, temperature, gather,
+                                    sample_ids)
+
+    def _bridge(self, z_v, z_t, z_v_aug, generator) -> torch.Tensor:
+        """Unweighted L_Br in the configured form."""
+        if z_v_aug is None:
+            raise ValueError("LatentStructure: 'bridge' needs z_v_aug")
+        b = self._spec["bridge"]
+        if b["form"] == "online":  # the online image feature placed on the bridge from z^a_V to z_T
+            start, point = z_v_aug, z_v
+        else:  # literal: the augmented image feature placed on the bridge from z_V to z_T
+            start, point = z_v, z_v_aug
+        return brownian_bridge_loss(start, z_t, point, t=b["t"], generator=generator)
+
+    def _geometric(self, z_v, z_t, z_v_aug, z_t_aug, gather) -> torch.Tensor:
+        """Unweighted L_GC (+ L^a_GC with the aug views) at the configured normalisation."""
+        if (z_v_aug is None) != (z_t_aug is None):
+            raise ValueError("LatentStructure: 'geometric' needs z_v_aug and z_t_aug together (or neither)")
+        g = self._spec["geometric"]
+        return geometric_consistency_loss(z_v, z_t, z_v_aug, z_t_aug, normalization=g["normalization"],
+                                          gather=gather and g["gather"])
