@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from lavis.common.registry import registry
 from lavis.models.albef_models.albef_pretrain import AlbefPretrain
 from lavis.models.albef_models.albef_retrieval import AlbefRetrieval
+from torch.overrides import TorchFunctionMode
 
 from lavis_latent.common.paths import config_path
 from lavis_latent.models.encoders import (
@@ -69,6 +70,24 @@ def key_groups(keys):
         depth = 2 if parts[0] in ("text_encoder", "text_encoder_m", "text_decoder", "text_decoder_m", "latent") else 1
         counts[".".join(parts[:depth])] += 1
     return ", ".join(f"{name} ({n})" for name, n in sorted(counts.items()))
+
+
+class FirstWhenNoCandidate(TorchFunctionMode):
+    """Within the block, ``torch.multinomial`` on a row with no candidate (all-zero, or not finite) returns index 0
+    instead of raising; every other call is unchanged.
+
+    A torch function mode, so the change is local: it holds on this thread only, inside the ``with`` block, and
+    ``torch.multinomial`` itself is never replaced (LAVIS's ITM draws its hard negatives with it, and a batch of one
+    sample leaves it nothing to draw).
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.multinomial:
+            weights, num_samples = args[0], (args[1] if len(args) > 1 else kwargs["num_samples"])
+            if weights.dim() == 1 and not bool((torch.isfinite(weights).all() & (weights.sum() > 0)).item()):
+                return torch.zeros(num_samples, dtype=torch.long, device=weights.device)
+        return func(*args, **kwargs)
 
 
 class LatentAlbefMixin:
@@ -249,20 +268,11 @@ class LatentAlbefMixin:
 
     def _forward_without_itm_negatives(self, samples):
         """LAVIS's forward for a batch without any ITM negative: the "negative" is drawn as sample 0 (the sampler
-        is told so for the rows with no candidate) and ``loss_itm`` is zeroed, keeping its graph, so that every
-        parameter still gets a (zero) gradient, as DDP requires. ITC, MLM and the regularizers are unchanged."""
-        multinomial = torch.multinomial
-
-        def first_when_no_candidate(weights, num_samples, *args, **kwargs):
-            if weights.dim() == 1 and not bool((torch.isfinite(weights).all() & (weights.sum() > 0)).item()):
-                return torch.zeros(num_samples, dtype=torch.long, device=weights.device)
-            return multinomial(weights, num_samples, *args, **kwargs)
-
-        torch.multinomial = first_when_no_candidate
-        try:
+        is told so for the rows with no candidate, see :class:`FirstWhenNoCandidate`) and ``loss_itm`` is zeroed,
+        keeping its graph, so that every parameter still gets a (zero) gradient, as DDP requires. ITC, MLM and the
+        regularizers are unchanged."""
+        with FirstWhenNoCandidate():
             output = super().forward(samples)
-        finally:
-            torch.multinomial = multinomial
         itm = output.loss_itm
         output["loss"] = output.loss - itm + 0.0 * itm
         output["loss_itm"] = 0.0 * itm

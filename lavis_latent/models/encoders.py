@@ -6,7 +6,6 @@ loads its tokenizer from the HuggingFace hub. These helpers keep those paths for
 file or a folder that holds one) and random-init text encoders (``text_from_pretrained: False``). Whenever a network
 path fails, the error names the file that is missing and the config key that points at a local copy.
 """
-import copy
 import logging
 import os
 from functools import partial
@@ -16,6 +15,8 @@ from lavis.models.med import BertForMaskedLM, XBertEncoder
 from lavis.models.vit import VisionTransformerEncoder
 from torch import nn
 from transformers import BertConfig, BertTokenizer
+
+from lavis_latent.regularizers.momentum import momentum_copy  # noqa: F401  (the models' one copy helper)
 
 HUB_TOKENIZER = "bert-base-uncased"
 OFFLINE_HINT = (
@@ -147,9 +148,3 @@ def load_weights_from_config(model, cfg):
     return msg
 
 
-def momentum_copy(module):
-    """Return a frozen deep copy of ``module`` (an ALBEF momentum copy): same weights, no gradient."""
-    copied = copy.deepcopy(module)
-    for p in copied.parameters():
-        p.requires_grad = False
-    return copied

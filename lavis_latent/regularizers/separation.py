@@ -6,7 +6,6 @@ contrastive loss between two views, L^i_Con, plus a uniformity loss, L^i_Uni).
 """
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 from typing import Dict, Optional, Tuple
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from ._checks import (cast, check_2d, check_ids, check_positive, check_same_shape, check_temperature, compute_dtype,
                       no_autocast)
 from .contrastive import Temperature, global_keys, info_nce
+from .momentum import momentum_copy
 
 __all__ = ["orthogonal_loss", "uniformity_loss", "FeatureSeparation", "UNIFORMITY_FORMS"]
 
@@ -148,10 +148,7 @@ class FeatureSeparation(nn.Module):
     # -- momentum copy (ALBEF) ---------------------------------------------------------------------------------
     def momentum_copy(self) -> "FeatureSeparation":
         """A deep copy with ``requires_grad=False`` on every parameter (the heads' momentum encoder)."""
-        m = copy.deepcopy(self)
-        for p in m.parameters():
-            p.requires_grad_(False)
-        return m
+        return momentum_copy(self)
 
     @torch.no_grad()
     def momentum_update_(self, online: "FeatureSeparation", momentum: float) -> None:

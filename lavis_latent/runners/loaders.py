@@ -9,8 +9,6 @@ an epoch starts, and :meth:`ResumableIterLoader.begin_epoch` can skip the batche
 (without loading them). With ``num_workers: 0`` a resumed run then sees exactly the batches and augmentations of an
 uninterrupted one; with workers, the order is exact but random augmentations inside the workers are not.
 """
-import contextlib
-
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
@@ -100,17 +98,3 @@ class ResumableIterLoader:
 
     def __len__(self):
         return len(self._dataloader)
-
-
-@contextlib.contextmanager
-def resumable_iter_loader(seed, rank):
-    """Within the block, LAVIS's runner module builds :class:`ResumableIterLoader` instead of ``IterLoader``."""
-    from lavis.runners import runner_base
-
-    original = runner_base.IterLoader
-    runner_base.IterLoader = lambda loader, use_distributed=False: ResumableIterLoader(
-        loader, use_distributed=use_distributed, seed=seed, rank=rank)
-    try:
-        yield
-    finally:
-        runner_base.IterLoader = original

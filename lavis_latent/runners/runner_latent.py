@@ -4,9 +4,12 @@ Everything else (optimiser, schedulers, loaders, train/eval loop, checkpoint for
 
 * ``model``: LAVIS only wraps the model when it has to move it to another device, so a CPU model on a CPU run
   came back ``None``; DDP is built with ``device_ids=None`` on CPU (gloo).
-* ``create_loaders``: no ``PrefetchLoader`` (it opens a CUDA stream) when the run's device is not CUDA.
+* loaders: no ``PrefetchLoader`` (it opens a CUDA stream) when the run's device is not CUDA, and a resumable
+  training iterator (the scoped patches of :mod:`lavis_latent.runners.patches`, entered by ``_lavis_patches``).
 * ``eval_epoch``: LAVIS calls ``task.evaluation`` without ``cuda_enabled``, so ``BaseTask`` moves CPU batches to
-  cuda; here the task is told the run's device.
+  cuda; here the task is told the run's device, as an argument.
+* ``train_epoch``: the plugin's tasks (:class:`~lavis_latent.tasks.train_loop.LossTermsMixin`) take the step to
+  start at and a step hook as arguments of their ``train_epoch`` (the runner-task contract).
 * ``setup_output_dir``: a relative ``run.output_dir`` resolves against the working directory (LAVIS resolves it
   inside its own package, i.e. site-packages), and a second runner in one process may register its paths.
 * ``evaluate`` / ``train_epoch``: the test results are written to log.txt (``test_*``), as the validation ones
@@ -31,8 +34,6 @@ model, optimizer, scaler and epoch):
 * A resumed run does not overwrite ``checkpoint_best.pth`` with a worse validation score (LAVIS's ``train`` keeps
   the best score in a local variable that restarts at 0).
 """
-import contextlib
-import functools
 import logging
 import os
 
@@ -43,9 +44,10 @@ from lavis.common.utils import is_url
 from lavis.runners.runner_base import RunnerBase
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from lavis_latent.runners.compat import patch_smoothed_value, without_prefetch_loader
-from lavis_latent.runners.loaders import ResumableIterLoader, resumable_iter_loader
+from lavis_latent.runners.loaders import ResumableIterLoader
+from lavis_latent.runners.patches import lavis_runtime_patches
 from lavis_latent.runners.state import atomic_link, atomic_save, gather_rng_states, rng_state, set_rng_state
+from lavis_latent.tasks.train_loop import LossTermsMixin
 
 CHECKPOINT_FORMAT = 1
 LATEST = "checkpoint_latest.pth"
@@ -56,7 +58,6 @@ class RunnerLatent(RunnerBase):
     """LAVIS's epoch-based runner, usable on CPU, on one GPU without ``torchrun``, and under ``torchrun``."""
 
     def __init__(self, cfg, task, model, datasets, job_id):
-        patch_smoothed_value()
         run_cfg = cfg.run_cfg
         if not os.path.isabs(run_cfg.output_dir):
             run_cfg.output_dir = os.path.abspath(run_cfg.output_dir)
@@ -91,44 +92,59 @@ class RunnerLatent(RunnerBase):
             registry.mapping["paths"].pop(key, None)
         super().setup_output_dir()
 
-    def create_loaders(self, *args, **kwargs):
+    def _lavis_patches(self):
+        """The scoped patches of LAVIS this runner needs (:mod:`lavis_latent.runners.patches`): the one place they
+        are entered, around each call into LAVIS's runner code (``train``, ``evaluate``, building the loaders)."""
+        return lavis_runtime_patches(cuda_enabled=self.cuda_enabled, seed=int(self.config.run_cfg.get("seed", 0)),
+                                     rank=get_rank())
+
+    @property
+    def dataloaders(self):
         """LAVIS's loaders, with a resumable training iterator; without LAVIS's CUDA prefetcher off the GPU."""
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(resumable_iter_loader(seed=int(self.config.run_cfg.get("seed", 0)), rank=get_rank()))
-            if not self.cuda_enabled:
-                stack.enter_context(without_prefetch_loader())
-            return super().create_loaders(*args, **kwargs)
+        with self._lavis_patches():
+            return super().dataloaders
+
+    def train(self):
+        """LAVIS's ``train`` (epochs, validation, checkpoints, test), within the runner's patches."""
+        with self._lavis_patches():
+            return super().train()
 
     def train_epoch(self, epoch):
-        """LAVIS's ``train_epoch``, started at the resumed step when a mid-epoch checkpoint was loaded, with
-        ``run.checkpoint_every_n_steps`` checkpoints; keeps the epoch's averaged stats in ``last_train_stats``."""
+        """One epoch: a plugin task gets the step to start at (a mid-epoch checkpoint) and the step hook that writes
+        ``run.checkpoint_every_n_steps`` checkpoints as arguments; LAVIS's own tasks get LAVIS's call. Keeps the
+        epoch's averaged stats in ``last_train_stats``."""
         skip = self._resume_step if epoch == self.start_epoch else 0
         self._resume_step = 0
-        hooks = hasattr(self.task, "after_train_step")  # the plugin's tasks (LossTermsMixin)
-        if skip and not hooks:
+        plugin_task = isinstance(self.task, LossTermsMixin)
+        if skip and not plugin_task:
             raise RuntimeError(
                 f"resuming in the middle of epoch {epoch} needs a task whose training loop can start at a given step "
                 f"(the plugin's tasks); task {type(self.task).__name__} cannot. Resume from an end-of-epoch "
                 "checkpoint.")
+        self._begin_data_epoch(epoch, skip)
+        if not plugin_task:
+            if self.checkpoint_every_n_steps:
+                logging.warning("run.checkpoint_every_n_steps is ignored: task %s has no step hook (use a plugin "
+                                "task)", type(self.task).__name__)
+            self.last_train_stats = super().train_epoch(epoch)
+        else:
+            self.model.train()
+            self.last_train_stats = self.task.train_epoch(
+                epoch=epoch, model=self.model, data_loader=self.train_loader, optimizer=self.optimizer,
+                scaler=self.scaler, lr_scheduler=self.lr_scheduler, cuda_enabled=self.cuda_enabled,
+                log_freq=self.log_freq, accum_grad_iters=self.accum_grad_iters, start_step=skip,
+                after_step=self._after_train_step)
+        self._rng_snapshot = gather_rng_states()  # an end-of-epoch checkpoint (no validation) may follow
+        return self.last_train_stats
+
+    def _begin_data_epoch(self, epoch, skip):
+        """Start the training loader's epoch ``epoch`` without its first ``skip`` batches."""
         loader = self.train_loader
         if isinstance(loader, ResumableIterLoader):
             loader.begin_epoch(epoch, skip=skip)
         else:  # e.g. LAVIS's MultiIterLoader: the batches already trained on are drawn and dropped
             for _ in range(skip):
                 next(loader)
-        if self.checkpoint_every_n_steps and not hooks:
-            logging.warning("run.checkpoint_every_n_steps is ignored: task %s has no step hook (use a plugin task)",
-                            type(self.task).__name__)
-        if hooks:
-            self.task.train_start_step = skip
-            self.task.after_train_step = self._after_train_step
-        try:
-            self.last_train_stats = super().train_epoch(epoch)
-        finally:
-            if hooks:
-                self.task.after_train_step = None
-        self._rng_snapshot = gather_rng_states()  # an end-of-epoch checkpoint (no validation) may follow
-        return self.last_train_stats
 
     def _after_train_step(self, epoch, step, iters_per_epoch):
         """Called by the task's loop on every rank after step ``step`` (1-based) of ``epoch``: writes
@@ -144,11 +160,12 @@ class RunnerLatent(RunnerBase):
             self._write_checkpoint(os.path.join(self.output_dir, LATEST), epoch, step, iters_per_epoch)
 
     def evaluate(self, cur_epoch="best", skip_reload=False):
-        """LAVIS's ``evaluate``; also logs each test split's results to log.txt and keeps them in
-        ``last_test_logs`` (``{split: metrics}``)."""
+        """LAVIS's ``evaluate`` (within the runner's patches); also logs each test split's results to log.txt and
+        keeps them in ``last_test_logs`` (``{split: metrics}``)."""
         self._in_test = True
         try:
-            logs = super().evaluate(cur_epoch=cur_epoch, skip_reload=skip_reload)
+            with self._lavis_patches():
+                logs = super().evaluate(cur_epoch=cur_epoch, skip_reload=skip_reload)
         finally:
             self._in_test = False
         self.last_test_logs = logs
@@ -157,18 +174,22 @@ class RunnerLatent(RunnerBase):
                 self.log_stats(result, split_name)
         return logs
 
+    @torch.no_grad()
     def eval_epoch(self, split_name, cur_epoch, skip_reload=False):
-        """LAVIS's ``eval_epoch`` with ``cuda_enabled`` passed on to the task's ``evaluation``."""
-        task = self.task
-        shadowed = vars(task).get("evaluation")
-        task.evaluation = functools.partial(task.evaluation, cuda_enabled=self.cuda_enabled)
-        try:
-            result = super().eval_epoch(split_name, cur_epoch, skip_reload=skip_reload)
-        finally:
-            if shadowed is None:
-                del task.evaluation
-            else:
-                task.evaluation = shadowed
+        """LAVIS's ``eval_epoch``, with the run's device passed to the task's ``evaluation`` (``cuda_enabled``: LAVIS
+        omits it, so ``BaseTask`` would move CPU batches to cuda), and the best validation score tracked."""
+        data_loader = self.dataloaders.get(split_name, None)
+        if not data_loader:
+            raise ValueError(f"there is no data loader for split {split_name!r} (splits: {sorted(self.dataloaders)})")
+        model = self.unwrap_dist_model(self.model)
+        if not skip_reload and cur_epoch == "best":
+            model = self._reload_best_model(model)
+        model.eval()
+        self.task.before_evaluation(model=model, dataset=self.datasets[split_name])
+        results = self.task.evaluation(model, data_loader, cuda_enabled=self.cuda_enabled)
+        result = None
+        if results is not None:
+            result = self.task.after_evaluation(val_result=results, split_name=split_name, epoch=cur_epoch)
         if not self._in_test and not self.evaluate_only and split_name in self.valid_splits:
             self._after_validation(split_name, cur_epoch, result)
         return result

@@ -18,7 +18,9 @@ class CheckedDatasetsMixin:
     def build_datasets(self, cfg):
         """``{dataset name: {split: dataset}}`` for every dataset of the config, checked."""
         datasets_config = cfg.datasets_cfg
-        assert len(datasets_config) > 0, "At least one dataset has to be specified."
+        if not datasets_config:
+            raise ValueError("the config names no dataset: add a 'datasets:' block with at least one builder name "
+                             "(e.g. datasets: {demo_caption: {}}), as LAVIS's tasks require")
         skip_bad = bool(cfg.run_cfg.get("skip_bad_images", False))
         datasets = {}
         for name in datasets_config:

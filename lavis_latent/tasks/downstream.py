@@ -25,27 +25,11 @@ from lavis_latent.tasks.train_loop import LossTermsMixin
 class LatentVQATask(LossTermsMixin, VQATask):
     """LAVIS's VQA task (fine-tuning, answer ranking, VQA accuracy) with per-term logging."""
 
-    @classmethod
-    def setup_task(cls, cfg):
-        """Build from a LAVIS ``Config`` (LAVIS's ``run`` keys: ``num_ans_candidates``, ``inference_method``...)."""
-        task = super().setup_task(cfg)
-        task.run_cfg = cfg.run_cfg
-        return task
-
 
 @registry.register_task("latent_multimodal_classification")
 class LatentClassificationTask(LossTermsMixin, MultimodalClassificationTask):
     """LAVIS's multimodal classification task (NLVR2, SNLI-VE: accuracy of the arg-max class) with per-term
     logging."""
-
-    def __init__(self, run_cfg=None):
-        super().__init__()
-        self.run_cfg = run_cfg
-
-    @classmethod
-    def setup_task(cls, cfg):
-        """Build from a LAVIS ``Config``."""
-        return cls(run_cfg=cfg.run_cfg)
 
     def after_evaluation(self, val_result, split_name, epoch, **kwargs):
         """LAVIS's metrics (``agg_metrics``, ``acc``: the fraction of correct arg-max predictions) as Python floats

@@ -10,12 +10,3 @@ from lavis_latent.tasks.train_loop import LossTermsMixin
 class LatentPretrainTask(CheckedDatasetsMixin, LossTermsMixin, ImageTextPretrainTask):
     """Image-text pretraining (no evaluation), with per-term logging, the non-finite step guard and checked
     datasets (``run.skip_bad_images``)."""
-
-    def __init__(self, run_cfg=None):
-        super().__init__()
-        self.run_cfg = run_cfg
-
-    @classmethod
-    def setup_task(cls, cfg):
-        """Build from a LAVIS ``Config``."""
-        return cls(run_cfg=cfg.run_cfg)

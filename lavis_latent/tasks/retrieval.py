@@ -21,10 +21,6 @@ class LatentRetrievalTask(CheckedDatasetsMixin, LossTermsMixin, RetrievalTask):
     """Image-text retrieval fine-tuning and evaluation, plus per-term logging, modality-gap measures and checked
     datasets (``run.skip_bad_images``)."""
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.run_cfg = cfg
-
     def evaluation(self, model, data_loader, **kwargs):
         """LAVIS's retrieval metrics plus ``gap_*`` measures (main process; ``None`` elsewhere, as LAVIS)."""
         result = super().evaluation(model, data_loader, **kwargs)

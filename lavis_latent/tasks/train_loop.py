@@ -8,10 +8,14 @@ inf: the step is skipped with a warning that names the offending terms, and afte
 (default 5) such steps in a row the run stops with ``NonFiniteLossError``; the checkpoints already written stay
 intact. Under ``torchrun`` the ranks agree on skipping, so DDP never waits on a rank that skipped.
 
-Two attributes let a runner resume and checkpoint inside an epoch (``runner_latent`` sets them): the loop starts
-at step ``train_start_step`` (consumed: reset to 0 once read) and calls ``after_train_step(epoch=, step=,
-iters_per_epoch=)`` on every rank after each step (``step`` counts the steps of the epoch done, skipped ones
-included).
+The contract with ``runner_latent`` (the methods it calls, everything passed as arguments):
+
+* ``setup_task(cfg)``: the task keeps ``cfg.run_cfg`` as ``run_cfg``, its only source of ``run:`` settings;
+* ``train_epoch(epoch, model, data_loader, optimizer, lr_scheduler, scaler, cuda_enabled, log_freq,
+  accum_grad_iters, start_step=0, after_step=None)``: LAVIS's arguments, plus the step to start at (a mid-epoch
+  resume) and ``after_step(epoch=, step=, iters_per_epoch=)``, called on every rank after each step (``step``
+  counts the steps of the epoch done, skipped ones included);
+* ``evaluation(model, data_loader, cuda_enabled=)``: LAVIS's.
 """
 import logging
 import math
@@ -23,6 +27,8 @@ from lavis.common.logger import MetricLogger, SmoothedValue
 from lavis.common.registry import registry
 from lavis.datasets.data_utils import prepare_sample
 
+from lavis_latent.regularizers.distributed import world_info
+
 
 class NonFiniteLossError(RuntimeError):
     """Too many consecutive training steps had a NaN or inf loss or gradient."""
@@ -30,7 +36,7 @@ class NonFiniteLossError(RuntimeError):
 
 def _any_rank(flag, device):
     """True when ``flag`` is true on any rank (a MAX all-reduce; plain ``flag`` without a multi-process group)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if world_info()[1] == 1:
         return flag
     t = torch.tensor([1.0 if flag else 0.0], device=device if dist.get_backend() == "nccl" else "cpu")
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
@@ -46,15 +52,30 @@ def _grads_finite(model):
 
 
 class LossTermsMixin:
-    """Mixin for a LAVIS task: log all ``loss_*`` terms of the model output, skip non-finite steps.
+    """Mixin for a LAVIS task: log all ``loss_*`` terms of the model output, skip non-finite steps; the runner
+    contract of the module docstring.
 
     Config (``run:``): ``tensorboard`` (bool, default False), ``max_nonfinite_steps`` (int, default 5).
     """
 
-    #: the step of the next epoch to start at (a runner resuming mid-epoch sets it; reset to 0 once used)
-    train_start_step = 0
-    #: ``callable(epoch=, step=, iters_per_epoch=)`` called on every rank after each training step, or None
-    after_train_step = None
+    #: the ``run:`` block of the config (set by :meth:`setup_task`), or None for a task built by hand
+    run_cfg = None
+
+    @classmethod
+    def setup_task(cls, cfg, **kwargs):
+        """The LAVIS task built as LAVIS builds it, keeping ``cfg.run_cfg`` (the one way settings reach a task)."""
+        task = super().setup_task(cfg=cfg, **kwargs)
+        task.run_cfg = cfg.run_cfg
+        return task
+
+    def train_epoch(self, epoch, model, data_loader, optimizer, lr_scheduler, scaler=None, cuda_enabled=False,
+                    log_freq=50, accum_grad_iters=1, start_step=0, after_step=None):
+        """LAVIS's ``BaseTask.train_epoch``, starting at step ``start_step`` of the epoch and calling
+        ``after_step(epoch=, step=, iters_per_epoch=)`` after every step. Returns ``{meter: global average}``."""
+        return self._train_inner_loop(
+            epoch=epoch, iters_per_epoch=len(data_loader), model=model, data_loader=data_loader, optimizer=optimizer,
+            scaler=scaler, lr_scheduler=lr_scheduler, log_freq=log_freq, cuda_enabled=cuda_enabled,
+            accum_grad_iters=accum_grad_iters, start_step=start_step, after_step=after_step)
 
     def train_step(self, model, samples):
         """Forward pass; returns ``loss`` and keeps the detached ``loss_*`` terms in ``self.last_loss_terms``."""
@@ -65,8 +86,8 @@ class LossTermsMixin:
         return output["loss"]
 
     def _run_setting(self, key, default):
-        run_cfg = getattr(self, "run_cfg", None) or getattr(self, "cfg", None)
-        value = run_cfg.get(key, default) if run_cfg is not None and hasattr(run_cfg, "get") else default
+        """``run.<key>`` of the config, or ``default`` (also for a task built without a config)."""
+        value = self.run_cfg.get(key, default) if self.run_cfg is not None else default
         return default if value is None else value
 
     def _tensorboard(self):
@@ -97,47 +118,50 @@ class LossTermsMixin:
         log_freq=50,
         cuda_enabled=False,
         accum_grad_iters=1,
+        start_step=0,
+        after_step=None,
     ):
         """LAVIS's ``BaseTask._train_inner_loop`` (same arguments, schedule and return value) with per-term logging
-        and the non-finite guard. Returns ``{meter: "global average"}`` as LAVIS does."""
+        and the non-finite guard, from step ``start_step``, calling ``after_step`` after each step. Returns
+        ``{meter: "global average"}`` as LAVIS does."""
         max_bad = int(self._run_setting("max_nonfinite_steps", 5))
         if not hasattr(data_loader, "__next__"):
             data_loader = iter(data_loader)
-
-        start_step, self.train_start_step = int(self.train_start_step or 0), 0
-        step_hook = self.after_train_step
-
+        inner_epoch = epoch if start_iters is None else start_iters // iters_per_epoch
+        header = self._loop_header(epoch, iters_per_epoch, start_iters, inner_epoch, start_step)
         # LAVIS adds the lr and loss meters up front; here they are added at the first applied step, because
         # printing a meter that has no value yet fails (SmoothedValue.value/global_avg), e.g. when step 0 is skipped
         metric_logger = MetricLogger(delimiter="  ")
-
-        logging.info("Start training epoch {}, {} iters per inner epoch.".format(epoch, iters_per_epoch))
-        header = "Train: data epoch: [{}]".format(epoch)
-        if start_iters is None:
-            inner_epoch = epoch
-        else:
-            inner_epoch = start_iters // iters_per_epoch
-            header = header + "; inner epoch [{}]".format(inner_epoch)
-        if start_step:
-            logging.info("Resuming epoch %d at step %d of %d.", epoch, start_step, iters_per_epoch)
-            header = header + "; from step {}".format(start_step)
         writer = self._tensorboard()
         bad_in_a_row = getattr(self, "_bad_in_a_row", 0)
         skipped = 0
-
-        for i in metric_logger.log_every(range(start_step, iters_per_epoch), log_freq, header):
-            if i >= iters_per_epoch:
-                break
+        for i in metric_logger.log_every(range(int(start_step or 0), iters_per_epoch), log_freq, header):
             if self._train_one_step(i, epoch, inner_epoch, iters_per_epoch, model, data_loader, optimizer,
                                     lr_scheduler, scaler, cuda_enabled, accum_grad_iters, metric_logger, writer):
                 bad_in_a_row = 0
             else:
                 skipped += 1
                 bad_in_a_row = self._note_nonfinite(epoch, i, self._last_bad_terms, bad_in_a_row, max_bad)
-            if step_hook is not None:
-                step_hook(epoch=epoch, step=i + 1, iters_per_epoch=iters_per_epoch)
-
+            if after_step is not None:
+                after_step(epoch=epoch, step=i + 1, iters_per_epoch=iters_per_epoch)
         self._bad_in_a_row = bad_in_a_row
+        return self._epoch_stats(metric_logger, skipped, writer)
+
+    @staticmethod
+    def _loop_header(epoch, iters_per_epoch, start_iters, inner_epoch, start_step):
+        """Log the start of the epoch; return the progress header LAVIS prints."""
+        logging.info("Start training epoch {}, {} iters per inner epoch.".format(epoch, iters_per_epoch))
+        header = "Train: data epoch: [{}]".format(epoch)
+        if start_iters is not None:
+            header = header + "; inner epoch [{}]".format(inner_epoch)
+        if start_step:
+            logging.info("Resuming epoch %d at step %d of %d.", epoch, start_step, iters_per_epoch)
+            header = header + "; from step {}".format(start_step)
+        return header
+
+    @staticmethod
+    def _epoch_stats(metric_logger, skipped, writer):
+        """The epoch's averaged meters over all ranks (``{meter: "%.3f"}``), logged, plus the skipped steps."""
         metric_logger.synchronize_between_processes()
         meters = {k: meter for k, meter in metric_logger.meters.items() if meter.count > 0}
         logging.info("Averaged stats: " + "  ".join(f"{k}: {m.global_avg:.4f}" for k, m in meters.items()))
