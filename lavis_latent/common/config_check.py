@@ -70,24 +70,16 @@ def check_latent_config(latent):
     """Raise ``ConfigError`` for a ``model.latent`` block that ``LatentStructure`` would refuse (unknown or
     misspelled keys, with suggestions; a negative weight; ``bridge.t`` outside [0, 1]), before data or model are
     built."""
-    from lavis_latent.regularizers.structure import REGULARIZERS, parse_config
+    from lavis_latent.regularizers.structure import UnknownKeyError, parse_config
 
     if latent is None:
         return
-    def unknown(key, valid, where):
-        close = difflib.get_close_matches(str(key), valid, n=2)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        return ConfigError(f"Unknown key {key!r} in {where}.{hint} Valid keys: {', '.join(sorted(valid))}.")
-
-    if hasattr(latent, "items"):
-        for name, sub in latent.items():
-            if name not in REGULARIZERS:
-                raise unknown(name, list(REGULARIZERS), "model.latent")
-            if hasattr(sub, "items"):
-                for key in sub:
-                    if key not in REGULARIZERS[name]:
-                        raise unknown(key, list(REGULARIZERS[name]), f"model.latent.{name}")
     try:
         parse_config(latent)
+    except UnknownKeyError as err:
+        close = difflib.get_close_matches(str(err.key), err.valid, n=2)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ConfigError(f"Unknown key {err.key!r} in model.{err.where}.{hint} Valid keys: "
+                          f"{', '.join(sorted(err.valid))}.") from None
     except ValueError as err:
         raise ConfigError(f"model.latent: {err}") from None

@@ -48,7 +48,7 @@ from .contrastive import Temperature, contrastive_terms
 from .geometric import GC_NORMALIZATIONS, geometric_consistency_loss
 from .separation import UNIFORMITY_FORMS, FeatureSeparation
 
-__all__ = ["LatentStructure", "REGULARIZERS"]
+__all__ = ["LatentStructure", "REGULARIZERS", "UnknownKeyError", "parse_config"]
 
 #: valid regularizers -> {sub-key: default}
 REGULARIZERS: Dict[str, Dict[str, Any]] = {
@@ -60,6 +60,18 @@ REGULARIZERS: Dict[str, Dict[str, Any]] = {
 #: valid values of the bridge's ``form``
 BRIDGE_FORMS = ("literal", "online")
 _PREFIX = "LatentStructure config"
+
+
+class UnknownKeyError(ValueError):
+    """A key of a ``latent:`` block that is not a regularizer or one of its sub-keys.
+
+    Attributes: ``key`` (the unknown key), ``valid`` (the valid keys at that place), ``where`` (``"latent"`` or
+    ``"latent.<regularizer>"``), so a caller can phrase its own message (suggestions, the full config path).
+    """
+
+    def __init__(self, message: str, key: str, valid, where: str):
+        super().__init__(message)
+        self.key, self.valid, self.where = key, valid, where
 
 
 def _to_plain(cfg: Any, where: str) -> Optional[Dict[str, Any]]:
@@ -136,13 +148,15 @@ def parse_config(cfg: Any, defaults: Optional[Mapping[str, Mapping[str, Any]]] =
     active: Dict[str, Dict[str, Any]] = {}
     for name, sub in top.items():
         if name not in REGULARIZERS:
-            raise ValueError(f"{_PREFIX}: unknown key '{name}' (valid keys: {valid_top})")
+            raise UnknownKeyError(f"{_PREFIX}: unknown key '{name}' (valid keys: {valid_top})", name,
+                                  list(REGULARIZERS), "latent")
         spec = dict(base[name])
         sub = _to_plain(sub, name) or {}
         valid_sub = ", ".join(sorted(REGULARIZERS[name]))
         for key, value in sub.items():
             if key not in spec:
-                raise ValueError(f"{_PREFIX}: unknown key '{name}.{key}' (valid keys for '{name}': {valid_sub})")
+                raise UnknownKeyError(f"{_PREFIX}: unknown key '{name}.{key}' (valid keys for '{name}': {valid_sub})",
+                                      key, list(REGULARIZERS[name]), f"latent.{name}")
             spec[key] = value
         w = spec["weight"]
         if not _is_number(w) or not math.isfinite(float(w)) or float(w) < 0:

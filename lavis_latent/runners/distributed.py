@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from lavis.common.dist_utils import setup_for_distributed
 
+from lavis_latent.regularizers.distributed import world_info
+
 
 def resolve_device(run_cfg):
     """Resolve ``run.device`` in place: ``auto`` -> cuda if available else cpu; cuda without a GPU is an error."""
@@ -76,7 +78,7 @@ def init_distributed_mode(run_cfg):
 
 def broadcast_object(obj):
     """Rank 0's ``obj`` on every rank (identity without a multi-process group)."""
-    if not dist.is_initialized() or dist.get_world_size() == 1:
+    if world_info()[1] == 1:
         return obj
     box = [obj]
     dist.broadcast_object_list(box, src=0)

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from lavis_latent.regularizers.distributed import world_info
+
 
 def rng_state():
     """This process's python, numpy, torch CPU and (when initialised) CUDA RNG states, as ``weights_only`` types."""
@@ -47,9 +49,10 @@ def set_rng_state(state):
 def gather_rng_states():
     """Every rank's :func:`rng_state`, in rank order (a collective: call it on all ranks at the same point)."""
     state = rng_state()
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    world = world_info()[1]
+    if world == 1:
         return [state]
-    states = [None] * dist.get_world_size()
+    states = [None] * world
     dist.all_gather_object(states, state)
     return states
 
