@@ -20,7 +20,6 @@ is pretrained on the embedded digits captions and evaluated by zero-shot classif
 digits test split: a Table-1-like and a Table-3-like table.
 """
 import argparse
-import glob
 import json
 import os
 import sys
@@ -28,6 +27,7 @@ import time
 
 from lavis_latent import demo_clip
 from lavis_latent.common.paths import PACKAGE_ROOT
+from lavis_latent.runners.state import last_checkpoint
 
 VARIANTS = ("baseline", "fs", "bb", "gc", "all")
 TASKS = ("retrieval", "vqa", "nlvr", "snli_ve")
@@ -42,15 +42,6 @@ def variant_config(projects_dir, stage, variant):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No demo config {path}: run from the repository root or pass --projects-dir")
     return path
-
-
-def last_checkpoint(output_dir):
-    """The newest ``checkpoint_<epoch>.pth`` under a run's output folder."""
-    found = glob.glob(os.path.join(output_dir, "checkpoint_*.pth"))
-    numbered = [p for p in found if os.path.basename(p)[len("checkpoint_") : -len(".pth")].isdigit()]
-    if not numbered:
-        raise FileNotFoundError(f"pretraining wrote no checkpoint under {output_dir}")
-    return max(numbered, key=lambda p: int(os.path.basename(p)[len("checkpoint_") : -len(".pth")]))
 
 
 def finetune_task(task, variant, projects_dir, out, ckpt, extra_options=()):

@@ -42,7 +42,7 @@ def evaluate_checkpoint(projects_dir, out, ckpt, extra_options=()):
 def run_variant(variant, projects_dir, output_root, extra_options=()):
     """Pretrain one variant (none for ``untrained``) and evaluate it; returns a row of the CLIP tables."""
     from lavis_latent import train
-    from lavis_latent.demo import last_checkpoint
+    from lavis_latent.runners.state import last_checkpoint
 
     started = time.time()
     out = os.path.join(output_root, "clip", variant.replace(" ", "_"))

@@ -4,6 +4,7 @@ Everything stored here loads with ``torch.load(..., weights_only=True)`` (torch 
 ``_reload_best_model`` and ``_load_checkpoint`` use): tensors, numbers, strings, lists, tuples and dicts only, so a
 plugin checkpoint stays readable by LAVIS.
 """
+import glob
 import logging
 import os
 import random
@@ -103,3 +104,12 @@ def _fsync_dir(folder):
         pass
     finally:
         os.close(fd)
+
+
+def last_checkpoint(output_dir):
+    """The newest ``checkpoint_<epoch>.pth`` under a run's output folder."""
+    found = glob.glob(os.path.join(output_dir, "checkpoint_*.pth"))
+    numbered = [p for p in found if os.path.basename(p)[len("checkpoint_") : -len(".pth")].isdigit()]
+    if not numbered:
+        raise FileNotFoundError(f"the run wrote no checkpoint_<epoch>.pth under {output_dir}")
+    return max(numbered, key=lambda p: int(os.path.basename(p)[len("checkpoint_") : -len(".pth")]))
