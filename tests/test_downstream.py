@@ -16,7 +16,7 @@ from lavis.models.albef_models.albef_classification import AlbefClassification
 from lavis.models.albef_models.albef_vqa import AlbefVQA
 from lavis_latent import evaluate, train
 from lavis_latent.datasets import TextAssignmentDataset, check_stock_dataset_files
-from lavis_latent.datasets.builders import resolve_storage
+from lavis_latent.datasets.storage import resolve_storage
 from lavis_latent.models import AlbefLatentClassification, AlbefLatentNLVR, AlbefLatentVQA
 
 MODELS = {"vqa": "albef_latent_vqa", "nlvr": "albef_latent_nlvr", "snli_ve": "albef_latent_classification"}
