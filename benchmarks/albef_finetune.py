@@ -19,9 +19,9 @@ CONFIGS = {"vqa": ("albef_vqa.yaml", "demo_vqa"), "nlvr": ("albef_nlvr.yaml", "d
 
 
 def world_root(params: Dict) -> str:
-    """The world's folder relative to LAVIS's cache root: :func:`benchmarks.clip_world.world_root`'s, so the
-    benchmark generates it beforehand with ``clip_world.load_world``."""
-    from benchmarks.clip_world import world_root as folder
+    """The world's folder relative to LAVIS's cache root: :func:`benchmarks.demo_world.world_root`'s, so the
+    benchmark generates it beforehand with ``demo_world.load_world``."""
+    from benchmarks.demo_world import world_root as folder
 
     return folder("", **params)
 

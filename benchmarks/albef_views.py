@@ -20,10 +20,9 @@ import time
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from benchmarks.common import markdown_table, offline_environment, write_json, write_text  # noqa: E402
 
-from benchmarks.common import write_json, write_text  # noqa: E402
+offline_environment()
 
 METRICS = [("txt_r1", "txt R@1", 1), ("img_r1", "img R@1", 1), ("gap_centroid_distance", "gap centroid", 3),
            ("gap_paired_distance", "gap paired", 3)]
@@ -50,6 +49,8 @@ def done(path):
 
 
 def run(runs, out_root):
+    """Run each ``(name, demo variant, seed, options)`` of ``runs`` not yet in ``<out_root>/results.jsonl`` through
+    the demo pipeline (one torch thread) and append its test metrics and pretraining losses there."""
     import torch
 
     from lavis_latent import demo
@@ -70,14 +71,15 @@ def run(runs, out_root):
 
 
 def render(path, output_dir):
+    """Write ``albef_views.md`` / ``.json`` under ``output_dir`` from the results file ``path``: per name the mean
+    [min, max] over its seeds of each metric; prints the markdown."""
     with open(path) as f:
         rows = [json.loads(line) for line in f if line.strip()]
     by_name = {}
     for r in rows:
         by_name.setdefault(r["name"], []).append(r)
     head = ["run", "seeds"] + [t for _, t, _ in METRICS] + ["pretrain loss_itc"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    summary = {}
+    body, summary = [], {}
     for name, runs in by_name.items():
         runs.sort(key=lambda r: r["seed"])
         cells = [name, ", ".join(str(r["seed"]) for r in runs)]
@@ -87,17 +89,18 @@ def render(path, output_dir):
             summary[name][key] = vals
             spread = f" [{min(vals):.{digits}f}, {max(vals):.{digits}f}]" if len(vals) > 1 else ""
             cells.append(f"{statistics.mean(vals):.{digits}f}{spread}")
-        lines.append("| " + " | ".join(cells) + " |")
+        body.append(cells)
     text = ["# ALBEF: augmented views and bridge forms (tiny ALBEF, embedded world, demo configs)", "",
             "Each run pretrains from scratch (8 epochs, 400 images) and fine-tunes retrieval (4 epochs) with the demo "
             "configs of its variant, one torch thread; retrieval on 50 test images x 3 captions (chance R@1 2 %). "
-            "Mean over the seeds [min, max].", ""] + lines
+            "Mean over the seeds [min, max].", ""] + markdown_table(head, body)
     write_text(os.path.join(output_dir, "albef_views.md"), text)
     write_json(os.path.join(output_dir, "albef_views.json"), {"runs": rows, "per_name": summary})
     print("\n".join(text))
 
 
 def main(argv=None):
+    """The command line: run the ``--runs`` missing from ``--out`` and render them, or only ``--render``."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.albef_views", description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", default="baseline:42,bb:42,all:42,baseline:0,bb:0,all:0,baseline:1,bb:1,all:1",
                    help="name:seed items, comma-separated (or ';'-separated with '=options')")

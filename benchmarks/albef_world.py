@@ -16,11 +16,11 @@ from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
-import lavis_latent  # noqa: F401  (registers the model and processors)
 from benchmarks import clip_world
-from lavis.common.registry import registry
+from benchmarks.common import build_registered_model
+from benchmarks.demo_world import flat_captions
+from benchmarks.world_measures import evaluate_features
 
 DEMO_SETTINGS = {"momentum": 0.95, "queue_size": 64}
 
@@ -28,21 +28,14 @@ DEMO_SETTINGS = {"momentum": 0.95, "queue_size": 64}
 def build_model(latent: Optional[dict] = None, **overrides):
     """The tiny ``albef_latent_pretrain`` from its default yaml with the demo's settings, ``latent`` and
     ``overrides``."""
-    cls = registry.get_model_class("albef_latent_pretrain")
-    cfg = OmegaConf.load(cls.default_config_path("tiny")).model
-    cfg = OmegaConf.merge(cfg, DEMO_SETTINGS, {"latent": latent or {}}, overrides)
-    return cls.from_config(cfg)
+    return build_registered_model("albef_latent_pretrain", DEMO_SETTINGS, {"latent": latent or {}}, overrides)
 
 
 def processors(image_size: int = 64):
     """The demo's paired-view training processors and the matching eval ones."""
-    get = registry.get_processor_class
-    vis_train = get("paired_image_train").from_config(OmegaConf.create(
-        {"view": {"name": "clip_image_train", "image_size": image_size}, "image_size": image_size, "flip": False}))
-    txt_train = get("eda_caption").from_config(OmegaConf.create({}))
-    vis_eval = get("clip_image_eval").from_config(OmegaConf.create({"image_size": image_size}))
-    txt_eval = get("blip_caption").from_config(OmegaConf.create({}))
-    return vis_train, txt_train, vis_eval, txt_eval
+    vis_train = clip_world.processor("paired_image_train", view={"name": "clip_image_train", "image_size": image_size},
+                                     image_size=image_size, flip=False)
+    return (vis_train, clip_world.processor("eda_caption"), *clip_world.eval_processors(image_size))
 
 
 def train_albef(world, latent: Optional[dict] = None, steps: int = 200, batch_size: int = 16, lr: float = 1e-3,
@@ -84,24 +77,18 @@ def encode(model, world, split: str, image_size: int = 64, batch_size: int = 128
         out["e_v"].append(cls.cpu())
         if heads is not None:
             out["zi_v"].append(F.normalize(heads.image_proj(cls), dim=-1).cpu())
-    texts, txt2img = [], []
-    for j, caps in enumerate(world.captions[split]):
-        texts += caps
-        txt2img += [j] * len(caps)
+    texts, txt2img = flat_captions(world, split)
     for i in range(0, len(texts), batch_size):
         for k, v in encode_texts(model, texts[i : i + batch_size], txt_eval).items():
             if v is not None:
                 out[k].append(v)
-    feats = {k: (torch.cat(v) if v else None) for k, v in out.items()}
-    feats["txt2img"] = torch.tensor(txt2img)
-    return feats
+    return clip_world.concat_features(out, txt2img)
 
 
 @torch.no_grad()
 def evaluate_albef(model, world, image_size: int = 64, control_seed: int = 0) -> dict:
-    """:func:`benchmarks.clip_world.evaluate_features` on ALBEF's ITC features of the train and test splits."""
+    """:func:`benchmarks.world_measures.evaluate_features` on ALBEF's ITC features of the train and test splits."""
     model.eval()
     tr, te = encode(model, world, "train", image_size), encode(model, world, "test", image_size)
     _, _, _, txt_eval = processors(image_size)
-    return clip_world.evaluate_features(tr, te, world, lambda texts: encode_texts(model, texts, txt_eval)["z_t"],
-                                        control_seed)
+    return evaluate_features(tr, te, world, lambda texts: encode_texts(model, texts, txt_eval)["z_t"], control_seed)

@@ -1,9 +1,11 @@
-"""Small helpers shared by the benchmarks: progress lines, robust statistics, process memory, machine description,
-markdown / json output and matplotlib PNGs (Agg backend, no display needed).
+"""Small helpers shared by the benchmarks: the offline environment, LAVIS's registry with the plugin registered,
+progress lines, robust statistics, process memory, machine description, markdown / json output and matplotlib PNGs
+(Agg backend, no display needed).
 
-Nothing here imports LAVIS; torch is imported lazily where needed.
+Nothing here imports LAVIS or torch at import time; they are imported lazily where needed.
 """
 import ctypes
+import importlib
 import json
 import math
 import os
@@ -16,15 +18,45 @@ import time
 _START = time.perf_counter()
 
 
+# -- environment and LAVIS's registry ----------------------------------------------------------------------------
+def offline_environment(**extra):
+    """Default the Hugging Face libraries to offline mode (``HF_HUB_OFFLINE``, ``TRANSFORMERS_OFFLINE``) and set
+    the ``extra`` variables, each only where the environment does not set it already; call before they import."""
+    for name, value in dict(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **extra).items():
+        os.environ.setdefault(name, value)
+
+
+def plugin_registry():
+    """LAVIS's registry with LAVIS's and the plugin's models, processors, tasks and builders registered (importing
+    ``lavis_latent`` registers them)."""
+    importlib.import_module("lavis_latent")
+    from lavis.common.registry import registry
+
+    return registry
+
+
+def default_model_config(model_name, model_type="tiny"):
+    """The ``model`` section (an OmegaConf node) of registered model ``model_name``'s default yaml of
+    ``model_type``."""
+    from omegaconf import OmegaConf
+
+    cls = plugin_registry().get_model_class(model_name)
+    return OmegaConf.load(cls.default_config_path(model_type)).model
+
+
+def build_registered_model(model_name, *overrides, model_type="tiny"):
+    """Registered model ``model_name`` built by its ``from_config`` from its default ``model_type`` config merged
+    with each of ``overrides`` (dicts or OmegaConf nodes, later ones win)."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.merge(default_model_config(model_name, model_type), *overrides)
+    return plugin_registry().get_model_class(model_name).from_config(cfg)
+
+
 # -- progress ----------------------------------------------------------------------------------------------------
 def log(msg):
     """Print one progress line ``[  12.3 s] msg`` (seconds since this module was imported), flushed at once."""
     print(f"[{time.perf_counter() - _START:7.1f} s] {msg}", flush=True)
-
-
-def elapsed():
-    """Seconds since this module was imported (the benchmark's start, near enough)."""
-    return time.perf_counter() - _START
 
 
 # -- statistics --------------------------------------------------------------------------------------------------

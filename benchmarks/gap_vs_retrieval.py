@@ -12,7 +12,6 @@ distance (Liang et al.'s), and retrieval R@1 both ways.
 Writes ``gap_vs_retrieval.md``, ``.json`` and ``.png`` under ``--output-dir`` (default ``benchmarks/results``).
 """
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -21,11 +20,14 @@ import time
 import torch
 
 from benchmarks import clip_world
-from benchmarks.common import command_line, log, machine_description, machine_info, pyplot, save_png, write_json, write_text
+from benchmarks.common import (command_line, log, machine_description, machine_info, pyplot, save_png, write_json,
+                               write_text)
+from benchmarks.demo_world import load_world
 from lavis_latent.regularizers import alignment_loss
 
 
 def parse_args(argv=None):
+    """The command line's options (``argv``: a list of arguments, default ``sys.argv[1:]``)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scales", default="1,0.5,0.1,0.01,0",
                    help="comma-separated L_Align scales (paper: 1, 0.5, 0; 0.1 and 0.01 show the transition)")
@@ -42,13 +44,15 @@ def parse_args(argv=None):
 
 
 def run(args):
+    """Train and evaluate one tiny CLIP per scale and seed; returns ``(runs, seconds, test images)``, a run being
+    the gap measures, R@1 both ways and the final loss terms of one scale and seed."""
     if args.threads:
         torch.set_num_threads(args.threads)
     scales = [float(s) for s in args.scales.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.quick:
         scales, seeds, args.steps = scales[:2], seeds[:1], 5
-    world = clip_world.load_world(os.path.abspath(args.cache_root), seed=0, info_gap=args.info_gap)
+    world = load_world(os.path.abspath(args.cache_root), seed=0, info_gap=args.info_gap)
     runs = []
     started = time.time()
     for scale in scales:
@@ -83,6 +87,7 @@ def summarise(runs):
 
 
 def table(summary):
+    """The markdown table (one string) of :func:`summarise`'s rows: mean ± sd of the gaps and R@1 per scale."""
     head = ("| L_Align scale | runs | gap (mean paired distance) | gap (centroid distance) | image uniformity "
             "(0 = collapsed) | txt R@1 | img R@1 |")
     lines = [head, "|---|---|---|---|---|---|---|"]
@@ -95,6 +100,7 @@ def table(summary):
 
 
 def plot(runs, path):
+    """Scatter R@1 (both ways) against the mean paired distance of every run, one marker per scale, to ``path``."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for scale, marker in zip(sorted({r["scale"] for r in runs}, reverse=True), "os^Dv"):
@@ -111,6 +117,7 @@ def plot(runs, path):
 
 
 def main(argv=None):
+    """Run the experiment and write ``gap_vs_retrieval.md`` / ``.json`` / ``.png``; returns the summary rows."""
     args = parse_args(argv)
     runs, seconds, num_test = run(args)
     summary = summarise(runs)

@@ -36,6 +36,7 @@ class Comparison:
     holm: Optional[bool] = None
 
     def as_dict(self) -> Dict:
+        """The comparison as a plain dict (for json)."""
         return asdict(self)
 
 

@@ -26,17 +26,18 @@ Writes ``quality.md``, ``quality.json`` and ``quality.png`` (and ``quality_albef
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 
 import torch
 
 from benchmarks import clip_world
-from benchmarks.common import command_line, log, machine_description, machine_info, pyplot, save_png, write_json, write_text
+from benchmarks.demo_world import load_world
+from benchmarks.common import (command_line, log, machine_description, machine_info, markdown_table, pyplot, save_png,
+                               write_json, write_text)
+from benchmarks.quality_common import METHODS, cell, mean_sd
+from benchmarks.world_measures import add_plus_views
 
-METHODS = {"fs": "separation", "bb": "bridge", "gc": "geometric"}
-REFERENCES = ("plain", "inmodal", "control")
 METRICS = [  # (key in the run result, column title)
     ("txt_r1", "txt R@1"),
     ("img_r1", "img R@1"),
@@ -53,6 +54,7 @@ METRICS = [  # (key in the run result, column title)
 
 
 def parse_args(argv=None):
+    """The command line's options (``argv``: a list of arguments, default ``sys.argv[1:]``)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--frameworks", default="clip", help="comma-separated: clip, albef")
     p.add_argument("--weights", default="0.1,1.0", help="regularizer weights to compare")
@@ -101,7 +103,7 @@ def clip_run(world, name, base_loss, latent, seed, args):
     (model, terms), secs = clip_world.timed(clip_world.train_clip, world, base_loss=base_loss, latent=latent,
                                             steps=steps, batch_size=args.batch_size, seed=seed,
                                             device=args.device)
-    res = clip_world.add_plus_views(clip_world.evaluate_clip(model, world, control_seed=seed, device=args.device))
+    res = add_plus_views(clip_world.evaluate_clip(model, world, control_seed=seed, device=args.device))
     res.update({"seed": seed, "seconds": secs, "final_losses": terms})
     log(f"info_gap {world.metadata['params']['info_gap']:g} {name:10s} seed {seed}: txt R@1 {res['txt_r1']:5.1f} "
         f"img R@1 {res['img_r1']:5.1f} img-only probe z {res['probe_image_only[z]']:5.1f} "
@@ -128,30 +130,15 @@ def clip_grid(world, configs, seeds, args):
     return {k: results[k] for k in order if k in results}
 
 
-def mean_sd(values):
-    vals = [v for v in values if v == v]  # drop NaN
-    if not vals:
-        return float("nan"), float("nan")
-    return statistics.mean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
-
-
-def cell(runs, key):
-    """``"mean ± sd"`` of ``key`` over runs (3 decimals for gap measures, 1 for percentages), ``-`` if absent."""
-    m, sd = mean_sd([r.get(key, float("nan")) for r in runs])
-    fmt = "{:.3f}" if key.startswith("gap") else "{:.1f}"
-    return "-" if m != m else (fmt + " ± " + fmt).format(m, sd)
+def _cells(name, runs, metrics):
+    """A row's cells of ``metrics``: the ``inmodal`` row's ``[z,+]`` cells are the control row's (``(control)``)."""
+    return ["(control)" if name == "inmodal" and key.endswith("[z+]") else cell(runs, key) for key, _ in metrics]
 
 
 def grid_table(results, metrics=METRICS):
-    head = ["model"] + [title for _, title in metrics]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, runs in results.items():
-        cells = [name]
-        for key, _ in metrics:
-            # the control row is the inmodal model on [z, c]
-            cells.append("(control)" if name == "inmodal" and key.endswith("[z+]") else cell(runs, key))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """The main grid (model -> runs) as a markdown table of ``metrics`` (mean ± sd over seeds), one string."""
+    rows = [[name] + _cells(name, runs, metrics) for name, runs in results.items()]
+    return "\n".join(markdown_table(["model"] + [title for _, title in metrics], rows))
 
 
 def sweep_table(sweep):
@@ -159,15 +146,8 @@ def sweep_table(sweep):
     keys = [("probe_image_only[z+]", "img-only probe [z,+]"), ("probe_text_only[z+]", "txt-only probe [z,+]"),
             ("probe_image_only[z]", "img-only probe z"), ("img_r1", "img R@1"), ("txt_r1", "txt R@1"),
             ("gap_centroid_distance", "gap centroid")]
-    head = ["info_gap", "model"] + [t for _, t in keys]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for gap in sorted(sweep):
-        for name, runs in sweep[gap].items():
-            cells = [f"{gap:g}", name]
-            for key, _ in keys:
-                cells.append("(control)" if name == "inmodal" and key.endswith("[z+]") else cell(runs, key))
-            lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = [[f"{gap:g}", name] + _cells(name, runs, keys) for gap in sorted(sweep) for name, runs in sweep[gap].items()]
+    return "\n".join(markdown_table(["info_gap", "model"] + [t for _, t in keys], rows))
 
 
 def plot_sweep(sweep, path):
@@ -192,8 +172,10 @@ def plot_sweep(sweep, path):
 
 
 def clip_part(args, weights, seeds):
+    """The CLIP grid at ``--info-gap`` and the information-gap sweep: ``(grid, {info_gap: grid of the sweep})``,
+    the main grid's inmodal, control and ``--sweep-weight`` rows standing for its own gap in the sweep."""
     cache_root = os.path.abspath(args.cache_root)
-    world = clip_world.load_world(cache_root, seed=0, info_gap=args.info_gap)
+    world = load_world(cache_root, seed=0, info_gap=args.info_gap)
     log(f"CLIP grid at info_gap {args.info_gap}: {len(clip_configs(weights))} configurations x {len(seeds)} seeds, "
         f"{args.steps} steps at batch {args.batch_size}")
     grid = clip_grid(world, clip_configs(weights), seeds, args)
@@ -202,7 +184,7 @@ def clip_part(args, weights, seeds):
     sweep_seeds = _ints(args.sweep_seeds)
     sweep_configs = [c for c in clip_configs([args.sweep_weight]) if c[0] not in ("plain", "untrained")]
     for gap in _floats(args.sweep_gaps):
-        w = clip_world.load_world(cache_root, seed=0, info_gap=gap)
+        w = load_world(cache_root, seed=0, info_gap=gap)
         log(f"sweep: info_gap {gap} ({len(sweep_configs)} configurations x {len(sweep_seeds)} seeds)")
         sweep[gap] = clip_grid(w, sweep_configs, sweep_seeds, args)
     return grid, sweep
@@ -246,6 +228,7 @@ def render_clip(report, output_dir):
 
 
 def main(argv=None):
+    """Run the ``--frameworks`` parts and write their reports, or only re-render saved ones; returns True."""
     args = parse_args(argv)
     if args.render_albef:
         from benchmarks import quality_albef

@@ -9,8 +9,8 @@ does; the seed is ``run.seed``.
 import os
 import time
 
-from benchmarks.common import command_line, log, machine_description, write_json, write_text
-from benchmarks.quality import METHODS, cell
+from benchmarks.common import command_line, log, machine_description, markdown_table, write_json, write_text
+from benchmarks.quality_common import METHODS, cell
 from lavis_latent import demo
 
 TASK_KEYS = {"retrieval": [("txt_r1", "txt R@1"), ("img_r1", "img R@1"), ("gap_centroid_distance", "gap centroid")],
@@ -68,11 +68,8 @@ def render(reports, output_dir, stem="quality_albef"):
         for name, runs in rep["results"].items():
             results.setdefault(name, []).extend(runs)
     keys = [kt for t in tasks for kt in TASK_KEYS[t]]
-    head = ["model", "runs"] + [t for _, t in keys]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, runs in results.items():
-        cells = [name, str(len(runs))] + [cell(runs, key) for key, _ in keys]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines = markdown_table(["model", "runs"] + [t for _, t in keys],
+                           [[name, len(runs)] + [cell(runs, key) for key, _ in keys] for name, runs in results.items()])
     seeds = sorted({r["seed"] for runs in results.values() for r in runs})
     commands = "; ".join(f"`{rep['command']}` ({rep['minutes']:.1f} min)" for rep in reports)
     text = ["# Quality: tiny ALBEF on the embedded demo world (LAVIS runner, demo configs)", "",

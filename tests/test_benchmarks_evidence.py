@@ -86,7 +86,7 @@ def test_quick_run_end_to_end_with_known_answers(session_cache_root, tmp_path):
 def test_recall_instance_and_shared_facts_by_hand():
     import torch
 
-    from benchmarks.clip_world import recall
+    from benchmarks.world_measures import recall
 
     z_v = torch.eye(3)
     z_t = torch.tensor([[0.1, 0.9, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.2]])  # captions of images 0, 1, 2

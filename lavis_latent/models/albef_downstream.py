@@ -1,4 +1,9 @@
-"""ALBEF downstream models with latent modality structures: VQA, NLVR2 and SNLI-VE (paper Sec. 5, Table 4).
+"""The shared part of the ALBEF downstream models with latent modality structures (paper Sec. 5, Table 4).
+
+The models are ``albef_latent_vqa`` (:mod:`lavis_latent.models.albef_vqa`), ``albef_latent_nlvr``
+(:mod:`lavis_latent.models.albef_nlvr`) and ``albef_latent_classification`` (SNLI-VE,
+:mod:`lavis_latent.models.albef_classification`); this module holds their mixin ``LatentDownstreamMixin``, the
+feature taps and their construction from a config; :mod:`lavis_latent.models.checkpoint_keys` reads checkpoints.
 
 Each class subclasses LAVIS's own model, so forward passes, losses (with momentum distillation), ``predict`` /
 ``predict_answers`` and the answer ranking are LAVIS's. The plugin adds:
@@ -28,7 +33,7 @@ model              augmented view
 =================  ==========================================================================================
 VQA, SNLI-VE       LAVIS's momentum ViT and momentum text encoder, which its distillation runs anyway.
 NLVR2              LAVIS's momentum ViT (distillation); the momentum text encoder, which LAVIS does not run
-                   (albef_nlvr.py:150 uses the online one), runs its text layers once without gradient.
+                   (its albef_nlvr.py:150 uses the online one), runs its text layers once without gradient.
 ``use_distill:``   there is no distillation, so the model keeps momentum copies of the ViT and text encoder
 ``False``          for the regularizers alone, updated every step with ``momentum``, and runs their unimodal
                    layers without gradient.
@@ -39,80 +44,19 @@ Downstream texts are questions (VQA), statements that may be false (NLVR2) and h
 image (SNLI-VE): the regularizers treat each (image, text) of a batch as a pair all the same.
 """
 import contextlib
-import copy
-import os
-import re
 
 import torch
-import torch.nn.functional as F
-from lavis.common.dist_utils import download_cached_file
-from lavis.common.registry import registry
-from lavis.common.utils import is_url
-from lavis.models.albef_models.albef_classification import AlbefClassification
-from lavis.models.albef_models.albef_nlvr import AlbefNLVR
-from lavis.models.albef_models.albef_outputs import AlbefIntermediateOutput, AlbefOutput
-from lavis.models.albef_models.albef_vqa import AlbefVQA
-from lavis.models.med import BertLMHeadModel, BertModel
 from lavis.models.vit import interpolate_pos_embed
 from torch import nn
 
-from lavis_latent.common.paths import config_path
 from lavis_latent.models.albef_latent import LatentAlbefMixin
-from lavis_latent.models.encoders import (
-    HUB_TOKENIZER,
-    build_text_encoder,
-    build_vision_encoder,
-    load_med_config,
-    load_tokenizer,
-    load_weights_from_config,
-    momentum_copy,
-)
+from lavis_latent.models.checkpoint_keys import TASK_HEAD_PREFIXES, read_checkpoint_state_dict, rename_text_keys
+from lavis_latent.models.encoders import HUB_TOKENIZER, load_tokenizer, load_weights_from_config
 from lavis_latent.regularizers import LatentStructure
+from lavis_latent.regularizers.momentum import momentum_copy
 from lavis_latent.regularizers.structure import parse_config
 
-_TEXT_KEY = re.compile(r"^(text_encoder(?:_m)?)\.(?:bert\.)?(.*)$")
-_LAYER_KEY = re.compile(r"^encoder\.layer\.(\d+)\.(.*)$")
-# task heads never come from a pretraining checkpoint (ALBEF starts them fresh, e.g. after NLVR2's TA step)
-TASK_HEAD_PREFIXES = ("cls_head.", "cls_head_m.")
-
-
-def read_checkpoint_state_dict(url_or_filename):
-    """The state dict of a checkpoint file or URL (LAVIS's rule: the ``model`` entry when there is one)."""
-    if is_url(url_or_filename):
-        path = download_cached_file(url_or_filename, check_hash=False, progress=True)
-    elif os.path.isfile(url_or_filename):
-        path = url_or_filename
-    else:
-        raise RuntimeError(f"checkpoint url or path is invalid: {url_or_filename!r}")
-    checkpoint = torch.load(path, map_location="cpu")
-    return dict(checkpoint["model"] if "model" in checkpoint else checkpoint)
-
-
-def text_layer_keys(state_dict):
-    """``{key: (encoder, layer or None, rest)}`` for the text encoders' keys of a state dict.
-
-    ``encoder`` is ``text_encoder`` or ``text_encoder_m``; ``bert.`` (``BertForMaskedLM`` checkpoints) is
-    stripped; ``layer`` is the BERT layer index for ``encoder.layer.<i>.*`` keys (``rest`` then follows the index)
-    and ``None`` otherwise (``rest`` is the key below the encoder, e.g. ``embeddings.word_embeddings.weight``).
-    """
-    out = {}
-    for key in state_dict:
-        m = _TEXT_KEY.match(key)
-        if not m:
-            continue
-        encoder, rest = m.groups()
-        layer = _LAYER_KEY.match(rest)
-        out[key] = (encoder, int(layer.group(1)), layer.group(2)) if layer else (encoder, None, rest)
-    return out
-
-
-def rename_text_keys(state_dict):
-    """``text_encoder(_m).bert.*`` -> ``text_encoder(_m).*`` (an ``XBertEncoder``/``BertModel`` text encoder)."""
-    out = {}
-    for key, value in state_dict.items():
-        m = _TEXT_KEY.match(key)
-        out[f"{m.group(1)}.{m.group(2)}" if m else key] = value
-    return out
+__all__ = ["LatentDownstreamMixin", "checked_num_classes"]
 
 
 class _FirstCLSTap:
@@ -142,6 +86,24 @@ class LatentDownstreamMixin(LatentAlbefMixin):
         self._latent_momentum = kwargs.get("momentum", 0.995)
         # the downstream models' augmented view is always the momentum encoders' of the same input (README)
         super().__init__(*args, tokenizer=tokenizer, latent=latent, aug_view="momentum", **kwargs)
+
+    #: ``max_txt_len`` when the config has none (LAVIS's default for the model class)
+    default_max_txt_len = 40
+
+    @classmethod
+    def from_config(cls, cfg=None):
+        """Build from a model config (the LAVIS class's keys, e.g. ``albef_vqa``'s, plus ``tokenizer``, ``latent``,
+        ``embed_dim``, ``temp`` and ``vit_type: custom`` sizes); loads ``finetuned`` / ``pretrained`` as LAVIS
+        does. The model's own parts come from ``_model_kwargs``."""
+        tokenizer = load_tokenizer(cfg.get("tokenizer", HUB_TOKENIZER))
+        model = cls(**cls._model_kwargs(cfg, tokenizer), **_downstream_kwargs(cfg, cls.default_max_txt_len))
+        load_weights_from_config(model, cfg)
+        return model
+
+    @classmethod
+    def _model_kwargs(cls, cfg, tokenizer):
+        """The model class's own constructor arguments (its encoders, decoder, ``num_classes``) from ``cfg``."""
+        raise NotImplementedError(f"{cls.__name__} must define _model_kwargs(cfg, tokenizer)")
 
     @property
     def text_width(self):
@@ -301,226 +263,9 @@ def _downstream_kwargs(cfg, max_txt_len):
     )
 
 
-def _num_classes(cfg):
+def checked_num_classes(cfg):
     """``model.num_classes``, checked (LAVIS asserts with a message that names no key)."""
     num_classes = cfg.get("num_classes", -1)
     if num_classes is None or num_classes < 2:
         raise ValueError(f"model.num_classes must be at least 2, got {num_classes!r}")
     return num_classes
-
-
-@registry.register_model("albef_latent_vqa")
-class AlbefLatentVQA(LatentDownstreamMixin, AlbefVQA):
-    """LAVIS's ``AlbefVQA`` (answer generation with a BERT decoder, ranking over an answer list) plus the plugin's
-    checkpoint mapping and optional regularizers.
-
-    Model types: ``vqav2`` (LAVIS's fine-tuned checkpoint; ``load_finetuned: False`` starts from ALBEF's
-    pretrained one) and ``tiny`` (offline, random init). The decoder has as many layers as the encoder has fusion
-    layers (LAVIS hard-codes 6) and cross-attends to the question states (``encoder_width`` = text width).
-
-    Usage:
-        >>> import lavis_latent
-        >>> from lavis.models import load_model_and_preprocess
-        >>> model, vis, txt = load_model_and_preprocess("albef_latent_vqa", "tiny")
-    """
-
-    PRETRAINED_MODEL_CONFIG_DICT = {
-        "vqav2": config_path("models", "albef_latent_vqa_vqav2.yaml"),
-        "tiny": config_path("models", "albef_latent_vqa_tiny.yaml"),
-    }
-
-    @classmethod
-    def from_config(cls, cfg=None):
-        """Build from a model config (LAVIS's ``albef_vqa`` keys plus ``tokenizer``, ``latent``, ``embed_dim``,
-        ``temp`` and ``vit_type: custom`` sizes); loads ``finetuned`` / ``pretrained`` as LAVIS does."""
-        tokenizer = load_tokenizer(cfg.get("tokenizer", HUB_TOKENIZER))
-        text_encoder = build_text_encoder(cfg, vocab_size=len(tokenizer))
-        model = cls(
-            image_encoder=build_vision_encoder(cfg, from_pretrained=False),
-            text_encoder=text_encoder,
-            text_decoder=BertLMHeadModel(config=decoder_config(text_encoder.config)),
-            **_downstream_kwargs(cfg, max_txt_len=25),
-        )
-        load_weights_from_config(model, cfg)
-        return model
-
-    def forward_decoder(self, samples, encoder_out, **kwargs):
-        """LAVIS's ``forward_decoder``; with ``use_distill: False`` the plain LM loss (LAVIS raises
-        ``UnboundLocalError``: albef_vqa.py:215 reads ``logits_m``, set only when distilling)."""
-        if self.use_distill:
-            return super().forward_decoder(samples, encoder_out, **kwargs)
-        answers = self.tokenizer(samples["answer"], padding="longest", return_tensors="pt").to(self.device)
-        answer_targets = answers.input_ids.masked_fill(answers.input_ids == self.tokenizer.pad_token_id, -100)
-        question_output, _ = encoder_out
-        question = samples["tokenized_text"]
-        repeats = [b for b, n in enumerate(samples["n_answers"].tolist()) for _ in range(n)]
-        question_states = question_output.last_hidden_state[repeats]
-        question_atts = question.attention_mask[repeats]
-        answer_output = self.text_decoder(
-            answers.input_ids,
-            attention_mask=answers.attention_mask,
-            encoder_hidden_states=question_states,
-            encoder_attention_mask=question_atts,
-            labels=answer_targets,
-            return_dict=True,
-            reduction="none",
-        )
-        loss = (samples["weight"] * answer_output.loss).sum() / samples["image"].size(0)
-        return loss, answer_output, answer_targets
-
-    def convert_pretrained_state_dict(self, state_dict):
-        """As LAVIS's ``AlbefVQA.load_from_pretrained`` at any depth: the text encoder keeps every layer, the
-        decoder (and its momentum copy) takes the embeddings, the fusion layers (layer ``fusion_layer + i`` ->
-        decoder layer ``i``) and the MLM head. A checkpoint that already has a decoder keeps it."""
-        out = rename_text_keys(state_dict)
-        if any(k.startswith("text_decoder") for k in state_dict):
-            return out
-        fusion = self.text_encoder.config.fusion_layer
-        for key, (encoder, layer, rest) in text_layer_keys(state_dict).items():
-            decoder = encoder.replace("text_encoder", "text_decoder")
-            if layer is None:
-                target = f"{decoder}.{rest}" if rest.startswith("cls.") else f"{decoder}.bert.{rest}"
-            elif layer >= fusion:
-                target = f"{decoder}.bert.encoder.layer.{layer - fusion}.{rest}"
-            else:
-                continue
-            out[target] = state_dict[key]
-        return out
-
-
-def decoder_config(text_config):
-    """The VQA answer decoder's BERT config: the fusion layers' depth, cross-attention to the question states."""
-    config = copy.deepcopy(text_config)
-    config.num_hidden_layers = text_config.num_hidden_layers - text_config.fusion_layer
-    config.fusion_layer = 0
-    config.encoder_width = text_config.hidden_size
-    return config
-
-
-def nlvr_text_config(med_config):
-    """NLVR2's text encoder config: the text layers, then each fusion layer twice (one per image; LAVIS: 18)."""
-    config = copy.deepcopy(med_config)
-    config.num_hidden_layers = med_config.fusion_layer + 2 * (med_config.num_hidden_layers - med_config.fusion_layer)
-    return config
-
-
-@registry.register_model("albef_latent_nlvr")
-class AlbefLatentNLVR(LatentDownstreamMixin, AlbefNLVR):
-    """LAVIS's ``AlbefNLVR`` (two images, one statement, a 2-way head on the fusion [CLS]) plus the plugin's
-    checkpoint mapping and optional regularizers.
-
-    Model types: ``nlvr`` (LAVIS's fine-tuned checkpoint; ``load_finetuned: False`` starts from ALBEF's
-    text-assignment pretrained one) and ``tiny``. With ``num_classes: 3`` and the ``latent_text_assignment`` task
-    it is ALBEF's text-assignment (TA) pre-training model (see ``lavis_latent.tasks.downstream``).
-
-    Usage:
-        >>> import lavis_latent
-        >>> from lavis.models import load_model_and_preprocess
-        >>> model, vis, txt = load_model_and_preprocess("albef_latent_nlvr", "tiny")
-    """
-
-    PRETRAINED_MODEL_CONFIG_DICT = {
-        "nlvr": config_path("models", "albef_latent_nlvr_nlvr.yaml"),
-        "tiny": config_path("models", "albef_latent_nlvr_tiny.yaml"),
-    }
-
-    @classmethod
-    def from_config(cls, cfg=None):
-        """Build from a model config (LAVIS's ``albef_nlvr`` keys plus ``tokenizer``, ``latent``, ``embed_dim``,
-        ``temp`` and ``vit_type: custom`` sizes); loads ``finetuned`` / ``pretrained`` as LAVIS does."""
-        tokenizer = load_tokenizer(cfg.get("tokenizer", HUB_TOKENIZER))
-        text_config = nlvr_text_config(load_med_config(cfg, vocab_size=len(tokenizer)))
-        model = cls(
-            image_encoder=build_vision_encoder(cfg, from_pretrained=False),
-            text_encoder=BertModel(config=text_config, add_pooling_layer=False),
-            num_classes=_num_classes(cfg),
-            **_downstream_kwargs(cfg, max_txt_len=40),
-        )
-        load_weights_from_config(model, cfg)
-        return model
-
-    def share_cross_attention(self, model):
-        """Tie the cross-attention keys and values of each fusion layer pair (LAVIS's, from ``fusion_layer``
-        instead of its hard-coded layers 6-17)."""
-        fusion = model.config.fusion_layer
-        for i in range((model.config.num_hidden_layers - fusion) // 2):
-            modules_0 = model.layer[fusion + 2 * i].crossattention.self._modules
-            modules_1 = model.layer[fusion + 2 * i + 1].crossattention.self._modules
-            for name in modules_0:
-                if "key" in name or "value" in name:
-                    modules_0[name].weight = modules_1[name].weight
-                    modules_0[name].bias = modules_1[name].bias
-
-    def _lavis_forward(self, samples, is_train=True):
-        """LAVIS's forward; with ``use_distill: False`` in training, its prediction and plain cross-entropy
-        (LAVIS stacks the absent momentum embeddings, albef_nlvr.py:187, and raises ``TypeError``)."""
-        if self.use_distill or not is_train:
-            return AlbefNLVR.forward(self, samples, is_train=is_train)
-        output = AlbefNLVR.forward(self, samples, is_train=False)
-        return AlbefOutput(loss=F.cross_entropy(output["predictions"], output["targets"]),
-                           intermediate_output=AlbefIntermediateOutput())
-
-    def _latent_images(self, samples):
-        """Both images of each pair, as LAVIS's forward feeds them to the ViT (``image0`` then ``image1``)."""
-        return torch.cat([samples["image0"], samples["image1"]], dim=0)
-
-    def _pair_image_cls(self, image_cls):
-        """The image feature of a pair: the mean of its two images' [CLS] states."""
-        image0, image1 = image_cls.chunk(2, dim=0)
-        return 0.5 * (image0 + image1)
-
-    def convert_pretrained_state_dict(self, state_dict):
-        """ALBEF's NLVR2 mapping: from a pretraining checkpoint (one fusion stack), each fusion layer ``f + i``
-        initialises the pair ``f + 2i`` (first image) and ``f + 2i + 1`` (second image), for the online and the
-        momentum encoder; a checkpoint with the two-image layout (TA pre-training, NLVR2) loads as it is."""
-        keys = text_layer_keys(state_dict)
-        fusion = self.text_encoder.config.fusion_layer
-        pairs = (self.text_encoder.config.num_hidden_layers - fusion) // 2
-        deepest = max((layer for _, layer, _ in keys.values() if layer is not None), default=-1)
-        if deepest >= fusion + pairs:  # already the two-image layout
-            return rename_text_keys(state_dict)
-        out = {}
-        for key, value in state_dict.items():
-            encoder, layer, rest = keys.get(key, (None, None, None))
-            if layer is None or layer < fusion:
-                out.update(rename_text_keys({key: value}))
-                continue
-            for copy_index in (0, 1):
-                out[f"{encoder}.encoder.layer.{fusion + 2 * (layer - fusion) + copy_index}.{rest}"] = value
-        return out
-
-
-@registry.register_model("albef_latent_classification")
-class AlbefLatentClassification(LatentDownstreamMixin, AlbefClassification):
-    """LAVIS's ``AlbefClassification`` (an MLP head on the fusion [CLS]; SNLI-VE) plus the plugin's checkpoint
-    mapping and optional regularizers.
-
-    Model types: ``ve`` (LAVIS's SNLI-VE fine-tuned checkpoint; ``load_finetuned: False`` starts from ALBEF's
-    pretrained one) and ``tiny``.
-
-    Usage:
-        >>> import lavis_latent
-        >>> from lavis.models import load_model_and_preprocess
-        >>> model, vis, txt = load_model_and_preprocess("albef_latent_classification", "tiny")
-    """
-
-    PRETRAINED_MODEL_CONFIG_DICT = {
-        "ve": config_path("models", "albef_latent_classification_ve.yaml"),
-        "tiny": config_path("models", "albef_latent_classification_tiny.yaml"),
-    }
-
-    @classmethod
-    def from_config(cls, cfg=None):
-        """Build from a model config (LAVIS's ``albef_classification`` keys plus ``tokenizer``, ``latent``,
-        ``embed_dim``, ``temp`` and ``vit_type: custom`` sizes); loads ``finetuned`` / ``pretrained`` as LAVIS
-        does."""
-        tokenizer = load_tokenizer(cfg.get("tokenizer", HUB_TOKENIZER))
-        model = cls(
-            image_encoder=build_vision_encoder(cfg, from_pretrained=False),
-            text_encoder=build_text_encoder(cfg, vocab_size=len(tokenizer)),
-            num_classes=_num_classes(cfg),
-            **_downstream_kwargs(cfg, max_txt_len=40),
-        )
-        load_weights_from_config(model, cfg)
-        return model
-

@@ -38,16 +38,17 @@ from lavis.models.albef_models.albef_retrieval import AlbefRetrieval
 from torch.overrides import TorchFunctionMode
 
 from lavis_latent.common.paths import config_path
+from lavis_latent.models.dummy_inputs import image_text_batch, vit_image_size
 from lavis_latent.models.encoders import (
     HUB_TOKENIZER,
     build_text_encoder,
     build_vision_encoder,
     load_tokenizer,
     load_weights_from_config,
-    momentum_copy,
 )
 from lavis_latent.processors.paired_views import batch_sample_ids, batch_views
 from lavis_latent.regularizers import LatentStructure
+from lavis_latent.regularizers.momentum import momentum_copy
 
 #: where ALBEF's augmented view comes from (see the module docstring)
 AUG_VIEWS = ("data", "momentum")
@@ -106,6 +107,13 @@ class LatentAlbefMixin:
         self._tokenizer_name = tokenizer
         super().__init__(*args, **kwargs)
         self._build_latent(latent)
+
+    def dummy_inputs(self, n=2, seed=0):
+        """A small random training batch (:mod:`lavis_latent.models.dummy_inputs`): n images at the ViT's resolution,
+        captions and distinct ``image_id``; as paired views when the ``latent:`` block uses the data's second view
+        (``aug_view: data``)."""
+        paired = self.latent.enabled and self.aug_view == "data"
+        return image_text_batch(n, vit_image_size(self.visual_encoder), seed, paired=paired)
 
     def _build_latent(self, latent):
         """Build ``self.latent`` (the configured regularizers) and the momentum copy of the separation heads."""

@@ -5,9 +5,9 @@ The paper's CLIP experiments train an RN50 image tower and a BERT text tower wit
 augmented views (images: random crop and flip; captions: EDA), plus the regularizers of Sec. 4.1-4.3 on the
 projected, L2-normalised embeddings. Here:
 
-* towers: a torchvision ResNet with its ``fc`` removed (pooled features, 2048-d for ResNet-50) or a small ResNet of
-  the same design (``image_encoder: resnet_custom``), and a transformers ``BertModel`` whose [CLS] hidden state is the
-  text feature; a linear projection per tower to ``embed_dim``;
+* towers (:mod:`lavis_latent.models.clip_towers`): a torchvision ResNet with its ``fc`` removed (pooled features,
+  2048-d for ResNet-50) or a small ResNet of the same design (``image_encoder: resnet_custom``), and a transformers
+  ``BertModel`` whose [CLS] hidden state is the text feature; a linear projection per tower to ``embed_dim``;
 * a learnable temperature as CLIP's: ``logit_scale`` initialised to ``ln(1 / temp)``, clamped to ``[0, ln 100]`` at
   every forward (CyCLIP clamps after every step), ``temperature = exp(-logit_scale)``;
 * ``base_loss: paper`` (default, L_Con on the original and augmented views) or ``clip`` (``1/2 (L_V2T + L_T2V)``,
@@ -20,30 +20,20 @@ Augmented views come from the data pipeline: the training processors ``clip_late
 """
 import logging
 import math
-import os
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from lavis.common.registry import registry
 from lavis.models.base_model import BaseModel
-from lavis.models.blip_models.blip_outputs import BlipOutputFeatures
 from omegaconf import OmegaConf
 from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
-from transformers import BertConfig, BertModel
-from transformers.modeling_outputs import ModelOutput
 
+from lavis_latent.models.dummy_inputs import image_text_batch
 from lavis_latent.common.paths import config_path
-from lavis_latent.models.encoders import (
-    HUB_TOKENIZER,
-    OFFLINE_HINT,
-    WeightsUnavailableError,
-    load_tokenizer,
-    load_weights_from_config,
-)
+from lavis_latent.models.clip_outputs import ClipLatentOutput, ClipLatentOutputFeatures
+from lavis_latent.models.clip_towers import ResNetTrunk, build_image_encoder, build_text_encoder
+from lavis_latent.models.encoders import HUB_TOKENIZER, load_tokenizer, load_weights_from_config
 from lavis_latent.processors.paired_views import batch_sample_ids, batch_views, unpack_views
 from lavis_latent.regularizers import LatentStructure, contrastive_terms
 
@@ -51,7 +41,6 @@ __all__ = ["ClipLatent", "ClipLatentOutput", "ClipLatentOutputFeatures", "ResNet
            "build_text_encoder", "BASE_LOSSES"]
 
 BASE_LOSSES = ("paper", "clip")
-TORCHVISION_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 MAX_LOGIT_SCALE = math.log(100.0)
 AUG_PROCESSORS_HINT = (
     "Use the paired-view training processors: vis_processor train name 'clip_latent_image_train' and "
@@ -60,157 +49,8 @@ AUG_PROCESSORS_HINT = (
 )
 
 
-@dataclass
-class ClipLatentOutput(ModelOutput):
-    """Output of ``ClipLatent.forward``: scalar losses (only the computed ones are set).
-
-    ``loss`` = ``loss_itc`` + the weighted regularizer terms; ``loss_itc`` is the base loss (``base_loss``).
-    ``image_feat`` / ``text_feat``: [N, E] L2-normalised features of the original views, with gradient (ALBEF's
-    names), for losses a caller adds on top (e.g. the gap study's ``alignment_loss``).
-    """
-
-    loss: Optional[torch.FloatTensor] = None
-    loss_itc: Optional[torch.FloatTensor] = None
-    loss_inmodal: Optional[torch.FloatTensor] = None
-    loss_sep: Optional[torch.FloatTensor] = None
-    loss_bridge: Optional[torch.FloatTensor] = None
-    loss_geo: Optional[torch.FloatTensor] = None
-    image_feat: Optional[torch.FloatTensor] = None
-    text_feat: Optional[torch.FloatTensor] = None
-
-
-@dataclass
-class ClipLatentOutputFeatures(BlipOutputFeatures):
-    """LAVIS's ``BlipOutputFeatures`` for a two-tower model (no ``multimodal_embeds``: there is no fusion encoder).
-
-    image_embeds: [N, Dv] pooled image-encoder features (unnormalised); image_embeds_proj: [N, E] L2-normalised.
-    text_embeds: [N, Dt] [CLS] hidden state (unnormalised); text_embeds_proj: [N, E] L2-normalised.
-    image_embeds_ind, text_embeds_ind: [N, E] L2-normalised independent features of the separation heads
-    (``latent.separation``), None without separation.
-    """
-
-    image_embeds_ind: Optional[torch.FloatTensor] = None
-    text_embeds_ind: Optional[torch.FloatTensor] = None
-
-
-class ResNetTrunk(nn.Module):
-    """torchvision's ResNet design (7x7 stem, max-pool, four stages, global average pool) at any width, no ``fc``.
-
-    Stage ``i`` has ``layers[i]`` blocks of width ``width * 2**i`` (``block``: "basic" or "bottleneck").
-    ``forward(images [N, 3, H, W]) -> [N, num_features]``, ``num_features = 8 * width * block.expansion``.
-    """
-
-    def __init__(self, layers=(1, 1, 1, 1), width=16, block="basic"):
-        super().__init__()
-        blocks = {"basic": BasicBlock, "bottleneck": Bottleneck}
-        if block not in blocks:
-            raise ValueError(f"model.vision_block must be 'basic' or 'bottleneck', got {block!r}")
-        layers = [int(n) for n in layers]
-        if len(layers) != 4 or min(layers) < 1 or int(width) < 1:
-            raise ValueError(f"model.vision_layers must be 4 positive block counts and model.vision_width a "
-                             f"positive int, got {layers} and {width!r}")
-        blk, width = blocks[block], int(width)
-        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        inplanes = width
-        for i, n in enumerate(layers):
-            planes, stride = width * 2 ** i, 1 if i == 0 else 2
-            downsample = None
-            if stride != 1 or inplanes != planes * blk.expansion:
-                downsample = nn.Sequential(
-                    nn.Conv2d(inplanes, planes * blk.expansion, kernel_size=1, stride=stride, bias=False),
-                    nn.BatchNorm2d(planes * blk.expansion),
-                )
-            stage = [blk(inplanes, planes, stride, downsample)]
-            inplanes = planes * blk.expansion
-            stage += [blk(inplanes, planes) for _ in range(1, n)]
-            setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.num_features = inplanes
-        for m in self.modules():  # torchvision's initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return torch.flatten(self.avgpool(x), 1)
-
-
-def build_image_encoder(cfg):
-    """Return ``(encoder, width)``: an image tower mapping [N, 3, H, W] to pooled features [N, width].
-
-    ``image_encoder``: a torchvision ResNet name (``resnet18`` ... ``resnet152``; ``fc`` replaced by ``Identity``;
-    ``vision_from_pretrained: True`` loads torchvision's ``vision_weights``, default ``IMAGENET1K_V1``, from
-    torch's hub cache or the network) or ``resnet_custom`` (``ResNetTrunk`` from ``vision_layers``,
-    ``vision_width``, ``vision_block``; random init).
-
-    Raises:
-        WeightsUnavailableError: ImageNet weights requested but neither cached nor downloadable.
-    """
-    name = cfg.get("image_encoder", "resnet50")
-    if name == "resnet_custom":
-        if cfg.get("vision_from_pretrained", False):
-            raise ValueError("model.vision_from_pretrained: True needs a torchvision ResNet (model.image_encoder: "
-                             "resnet50, ...); resnet_custom has no pretrained weights")
-        encoder = ResNetTrunk(layers=list(cfg.get("vision_layers", [1, 1, 1, 1])), width=cfg.get("vision_width", 16),
-                              block=cfg.get("vision_block", "basic"))
-        return encoder, encoder.num_features
-    if name not in TORCHVISION_RESNETS:
-        raise ValueError(f"model.image_encoder must be one of {', '.join(TORCHVISION_RESNETS)} or resnet_custom, "
-                         f"got {name!r}")
-    weights = cfg.get("vision_weights", "IMAGENET1K_V1") if cfg.get("vision_from_pretrained", True) else None
-    try:
-        encoder = getattr(torchvision.models, name)(weights=weights)
-    except OSError as err:  # URLError is an OSError
-        raise WeightsUnavailableError(
-            f"Could not fetch torchvision's {name} ImageNet weights ({weights}): {err}. {OFFLINE_HINT} (torchvision "
-            f"looks for them in {os.path.join(torch.hub.get_dir(), 'checkpoints')} first.) Set "
-            "model.vision_from_pretrained: False to start from random weights."
-        ) from err
-    width = encoder.fc.in_features
-    encoder.fc = nn.Identity()
-    return encoder, width
-
-
-def build_text_encoder(cfg, vocab_size):
-    """Return a transformers ``BertModel`` without pooler (the [CLS] hidden state is the feature).
-
-    ``text_from_pretrained: True`` loads ``text_model`` (default ``bert-base-uncased``) from the HuggingFace hub
-    or its cache; otherwise random init from ``text_config`` (a ``BertConfig`` json; null = BERT-base's
-    architecture). ``vocab_size`` (the tokenizer's length) overrides the config's for random init; a pretrained
-    model must match it.
-    """
-    if cfg.get("text_from_pretrained", True):
-        name = cfg.get("text_model", HUB_TOKENIZER)
-        try:
-            encoder = BertModel.from_pretrained(name, add_pooling_layer=False)
-        except OSError as err:
-            raise WeightsUnavailableError(
-                f"Could not load the {name!r} text encoder weights (model.text_model): {err}. {OFFLINE_HINT} "
-                "Set model.text_from_pretrained: False to start from random weights."
-            ) from err
-        if encoder.config.vocab_size != vocab_size:
-            raise ValueError(f"model.tokenizer has {vocab_size} tokens but {name!r} has an embedding table of "
-                             f"{encoder.config.vocab_size}: use the tokenizer that belongs to the text model")
-        return encoder
-    path = cfg.get("text_config", None)
-    if path is None:
-        config = BertConfig()  # transformers' defaults are bert-base-uncased's architecture
-    else:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"model.text_config points at {path!r}, which does not exist")
-        config = BertConfig.from_json_file(path)
-    config.vocab_size = vocab_size
-    return BertModel(config, add_pooling_layer=False)
-
-
 def _as_text_list(value, key):
+    """``value`` as a list of str (a str is one caption); ``TypeError`` naming ``samples[key]`` otherwise."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value):
@@ -220,11 +60,26 @@ def _as_text_list(value, key):
 
 
 def _as_image_batch(value, key):
+    """``value`` itself when it is an image batch tensor [N, 3, H, W]; ``TypeError`` naming ``samples[key]``."""
     if not torch.is_tensor(value) or value.dim() != 4:
         shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
         raise TypeError(f"samples[{key!r}] must be an image batch tensor [N, 3, H, W] (or PairedViews of two), "
                         f"got {shape}")
     return value
+
+
+class _EncodedViews(NamedTuple):
+    """A training batch encoded: L2-normalised embeddings ``z_*`` [N, E] and tower features ``*_embeds`` [N, D] of
+    the original views, and of the augmented views (None when training uses none)."""
+
+    z_v: torch.Tensor
+    z_t: torch.Tensor
+    image_embeds: torch.Tensor
+    text_embeds: torch.Tensor
+    z_v_aug: Optional[torch.Tensor] = None
+    z_t_aug: Optional[torch.Tensor] = None
+    image_embeds_aug: Optional[torch.Tensor] = None
+    text_embeds_aug: Optional[torch.Tensor] = None
 
 
 @registry.register_model("clip_latent")
@@ -241,6 +96,12 @@ class ClipLatent(BaseModel):
         >>> out = model({"image": vis["train"](img), ...})   # training batch of PairedViews (see forward)
         >>> feats = model.extract_features({"image": images, "text_input": captions})
     """
+
+    def dummy_inputs(self, n=2, seed=0, image_size=64):
+        """A small random training batch (:func:`~lavis_latent.models.dummy_inputs.image_text_batch`): images of
+        ``image_size`` px (the ResNet pools any size), captions, ids; as paired views when training needs the
+        augmented views (``needs_aug``)."""
+        return image_text_batch(n, image_size, seed, paired=self.needs_aug)
 
     PRETRAINED_MODEL_CONFIG_DICT = {
         "rn50_bert": config_path("models", "clip_latent_rn50_bert.yaml"),
@@ -349,6 +210,21 @@ class ClipLatent(BaseModel):
             ``loss_inmodal`` / ``loss_sep`` / ``loss_bridge`` / ``loss_geo`` of the active ones, and the features
             ``image_feat`` / ``text_feat`` [N, E] of the original views.
         """
+        image, text, image_aug, text_aug = self._training_views(samples)
+        self.clamp_logit_scale()
+        views = self._encode_views(image, text, image_aug, text_aug)
+        temperature = self.temperature
+        ids = batch_sample_ids(samples)
+        loss_itc = self._base_loss(views, temperature, ids)
+        losses = self._latent_losses(views, temperature, ids)
+        loss = loss_itc
+        for value in losses.values():
+            loss = loss + value
+        return ClipLatentOutput(loss=loss, loss_itc=loss_itc, image_feat=views.z_v, text_feat=views.z_t, **losses)
+
+    def _training_views(self, samples):
+        """``(image [N, 3, H, W], text [N str], image_aug, text_aug)`` of a training batch, checked; the augmented
+        views are None when training does not need them (``needs_aug``)."""
         image, image_aug = batch_views(samples, "image", "image_aug")
         text, text_aug = batch_views(samples, "text_input", "text_input_aug")
         image = _as_image_batch(image, "image")
@@ -356,59 +232,70 @@ class ClipLatent(BaseModel):
         n = image.shape[0]
         if len(text) != n:
             raise ValueError(f"batch size mismatch: {n} images but {len(text)} captions in samples['text_input']")
-        use_aug = self.needs_aug
-        if use_aug:
-            if image_aug is None or text_aug is None:
-                missing = [k for k, v in (("image_aug", image_aug), ("text_input_aug", text_aug)) if v is None]
-                reason = f"base_loss: {self.base_loss}" if self.base_loss == "paper" else "the latent regularizers"
-                raise ValueError(f"{reason} need the augmented views, but the batch has no {' / '.join(missing)}. "
-                                 + AUG_PROCESSORS_HINT)
-            image_aug = _as_image_batch(image_aug, "image_aug")
-            text_aug = _as_text_list(text_aug, "text_input_aug")
-            if image_aug.shape != image.shape or len(text_aug) != n:
-                raise ValueError(f"augmented views do not match the batch: images {tuple(image.shape)} vs augmented "
-                                 f"{tuple(image_aug.shape)}, {n} captions vs {len(text_aug)} augmented captions")
+        if not self.needs_aug:
+            return image, text, None, None
+        return (image, text) + self._checked_aug_views(image, image_aug, text_aug)
+
+    def _checked_aug_views(self, image, image_aug, text_aug):
+        """The augmented views ``(image_aug [N, 3, H, W], text_aug [N str])``, present and of the batch's shape
+        (``image``: the original images); a ``ValueError`` that says how to provide them otherwise."""
+        if image_aug is None or text_aug is None:
+            missing = [k for k, v in (("image_aug", image_aug), ("text_input_aug", text_aug)) if v is None]
+            reason = f"base_loss: {self.base_loss}" if self.base_loss == "paper" else "the latent regularizers"
+            raise ValueError(f"{reason} need the augmented views, but the batch has no {' / '.join(missing)}. "
+                             + AUG_PROCESSORS_HINT)
+        image_aug = _as_image_batch(image_aug, "image_aug")
+        text_aug = _as_text_list(text_aug, "text_input_aug")
+        n = image.shape[0]
+        if image_aug.shape != image.shape or len(text_aug) != n:
+            raise ValueError(f"augmented views do not match the batch: images {tuple(image.shape)} vs augmented "
+                             f"{tuple(image_aug.shape)}, {n} captions vs {len(text_aug)} augmented captions")
+        return image_aug, text_aug
+
+    def _encode_views(self, image, text, image_aug=None, text_aug=None):
+        """``_EncodedViews`` of the batch: the original and augmented views go through each tower as one
+        concatenated batch (as CyCLIP does, so BatchNorm sees both), then are split again."""
+        n = image.shape[0]
+        if image_aug is None:
+            images, texts = image, text
+        else:
             images = torch.cat([image.to(self.device), image_aug.to(self.device)])
             texts = text + text_aug
-        else:
-            images, texts = image, text
+        image_embeds = self.image_features(images)
+        text_embeds = self.text_features(texts)
+        z_v = F.normalize(self.vision_proj(image_embeds), dim=-1)
+        z_t = F.normalize(self.text_proj(text_embeds), dim=-1)
+        views = _EncodedViews(z_v[:n], z_t[:n], image_embeds[:n], text_embeds[:n])
+        if image_aug is None:
+            return views
+        return views._replace(z_v_aug=z_v[n:], z_t_aug=z_t[n:], image_embeds_aug=image_embeds[n:],
+                              text_embeds_aug=text_embeds[n:])
 
-        self.clamp_logit_scale()
-        image_embeds_all = self.image_features(images)
-        text_embeds_all = self.text_features(texts)
-        z_v_all = F.normalize(self.vision_proj(image_embeds_all), dim=-1)
-        z_t_all = F.normalize(self.text_proj(text_embeds_all), dim=-1)
-        temperature = self.temperature
-
-        z_v, z_t = z_v_all[:n], z_t_all[:n]
-        z_v_aug = z_t_aug = image_embeds_aug = text_embeds_aug = None
-        if use_aug:
-            z_v_aug, z_t_aug = z_v_all[n:], z_t_all[n:]
-            image_embeds_aug, text_embeds_aug = image_embeds_all[n:], text_embeds_all[n:]
-
-        ids = batch_sample_ids(samples)
-        # cross-modal terms as CLIP / CyCLIP (diagonal positives); in-modal terms know their image (sample ids)
-        terms = contrastive_terms(z_v, z_t, temperature=temperature, gather=True)
+    def _base_loss(self, views, temperature, sample_ids):
+        """``loss_itc``, the mean of the base loss's terms: the cross-modal V2T, T2V (CLIP's diagonal positives)
+        and, with ``base_loss: paper``, the in-modal V2V, T2T against the augmented views (``sample_ids``: captions
+        of one image are positives of each other)."""
+        terms = contrastive_terms(views.z_v, views.z_t, temperature=temperature, gather=True)
         if self.base_loss == "paper":
-            terms.update(contrastive_terms(z_v, z_t, z_v_aug, z_t_aug, temperature=temperature, gather=True,
-                                           cross_modal=False, sample_ids=ids))
-        loss_itc = sum(terms.values()) / len(terms)
-        losses = {}
-        if self.latent.enabled:
-            losses = self.latent(
-                z_v, z_t, z_v_aug, z_t_aug,
-                temperature=temperature,
-                image_embeds=image_embeds_all[:n],
-                text_embeds=text_embeds_all[:n],
-                image_embeds_aug=image_embeds_aug,
-                text_embeds_aug=text_embeds_aug,
-                gather=True,
-                sample_ids=ids,
-            )
-        loss = loss_itc
-        for value in losses.values():
-            loss = loss + value
-        return ClipLatentOutput(loss=loss, loss_itc=loss_itc, image_feat=z_v, text_feat=z_t, **losses)
+            terms.update(contrastive_terms(views.z_v, views.z_t, views.z_v_aug, views.z_t_aug,
+                                           temperature=temperature, gather=True, cross_modal=False,
+                                           sample_ids=sample_ids))
+        return sum(terms.values()) / len(terms)
+
+    def _latent_losses(self, views, temperature, sample_ids):
+        """The weighted regularizer losses of the ``latent:`` block (``{"loss_sep": ..., ...}``; {} without one)."""
+        if not self.latent.enabled:
+            return {}
+        return self.latent(
+            views.z_v, views.z_t, views.z_v_aug, views.z_t_aug,
+            temperature=temperature,
+            image_embeds=views.image_embeds,
+            text_embeds=views.text_embeds,
+            image_embeds_aug=views.image_embeds_aug,
+            text_embeds_aug=views.text_embeds_aug,
+            gather=True,
+            sample_ids=sample_ids,
+        )
 
     # -- inference -----------------------------------------------------------------------------------------------
     @torch.no_grad()

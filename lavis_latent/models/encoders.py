@@ -16,7 +16,6 @@ from lavis.models.vit import VisionTransformerEncoder
 from torch import nn
 from transformers import BertConfig, BertTokenizer
 
-from lavis_latent.regularizers.momentum import momentum_copy  # noqa: F401  (the models' one copy helper)
 
 HUB_TOKENIZER = "bert-base-uncased"
 OFFLINE_HINT = (

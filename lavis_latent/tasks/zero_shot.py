@@ -1,0 +1,160 @@
+"""``zero_shot_classification``: zero-shot image classification from class-name prompts (the CLIP paper's protocol).
+
+Run config::
+
+    prompt: "a photo of the {}."        # one template ({} = class name); default
+    prompts: ["a photo of the {}.", "a drawing of the {}."]   # or an ensemble (wins over prompt)
+    topk: [1, 3, 5]                     # reported accuracies (k > number of classes is skipped)
+    text_batch_size: 256                # prompts per text forward pass
+
+Each class's text embedding is the mean of the L2-normalised ``text_embeds_proj`` of its prompts, renormalised (as
+CLIP's prompt ensembling); each image (``image_embeds_proj``, normalised) goes to the class of highest cosine
+similarity. Reports ``top1``/``top3``/``top5`` accuracy in percent per evaluated split, ``agg_metrics`` = top-1;
+the per-image predictions go to ``result/<split>_epoch<e>.json`` and the metrics to ``evaluate.txt`` (and, through
+the runner, to log.txt as ``<split>_top1`` ...). Models and datasets: see :mod:`lavis_latent.tasks.classification`.
+"""
+import json
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lavis.common.logger import MetricLogger
+from lavis.common.registry import registry
+from lavis.tasks.base_task import BaseTask
+
+from lavis_latent.regularizers.distributed import world_info
+from lavis_latent.tasks.classification_base import ClassificationEvalMixin, list_or_none, parse_topk, run_value
+from lavis_latent.tasks.features import feature_field, image_features, model_device, wait_for_all_ranks
+from lavis_latent.tasks.topk import DEFAULT_TOPK, headline_accuracy, topk_accuracy, topk_predictions
+
+__all__ = ["ZeroShotClassificationTask", "DEFAULT_PROMPT", "expand_prompts", "class_text_embeddings",
+           "dataset_classnames"]
+
+DEFAULT_PROMPT = "a photo of the {}."
+
+
+def expand_prompts(classnames, templates):
+    """``[template.format(c) for c in classnames for t in templates]`` (class-major), checking the templates."""
+    templates = list(templates)
+    if not templates:
+        raise ValueError("no prompt templates: set run.prompt or run.prompts")
+    for t in templates:
+        if "{}" not in t:
+            raise ValueError(f"prompt template {t!r} has no '{{}}' where the class name goes")
+    return [t.format(c) for c in classnames for t in templates]
+
+
+@torch.no_grad()
+def class_text_embeddings(model, classnames, templates=(DEFAULT_PROMPT,), batch_size=256):
+    """Zero-shot classifier weights: one L2-normalised text embedding per class, [C, E].
+
+    Each class's prompts (``template.format(classname)`` for every template) are encoded with
+    ``extract_features(mode="text")`` (``text_embeds_proj``, token 0 of a sequence), L2-normalised, averaged over
+    the templates and renormalised (CLIP's prompt ensembling; a single template is just its normalised embedding).
+
+    Args:
+        model: a model with ``extract_features``.
+        classnames: list of C class names.
+        templates: list of T templates with ``{}``.
+        batch_size: prompts per forward pass.
+    """
+    prompts = expand_prompts(classnames, templates)
+    chunks = []
+    for start in range(0, len(prompts), batch_size):
+        text = prompts[start:start + batch_size]
+        z = feature_field(model, {"text_input": text}, "text", "text_embeds_proj").float()
+        chunks.append(F.normalize(z, dim=-1))
+    z = torch.cat(chunks).view(len(classnames), len(list(templates)), -1)
+    return F.normalize(z.mean(dim=1), dim=-1)
+
+
+def dataset_classnames(dataset):
+    """``dataset.classnames`` (through wrappers with ``.dataset``), or a ``ValueError`` saying it is needed."""
+    d = dataset
+    for _ in range(8):
+        names = getattr(d, "classnames", None)
+        if names:
+            return list(names)
+        d = getattr(d, "dataset", None)
+        if d is None:
+            break
+    raise ValueError(f"{type(dataset).__name__} has no classnames: zero-shot classification needs a classification "
+                     "dataset (cifar10, cifar100, image_folder, digits, imagenet)")
+
+
+def _prediction_rows(samples, top, first_id):
+    """Result rows ``{"instance_id", "target", "prediction", "topk"}`` of one batch; ``top``: ranked classes per
+    image; images without ``instance_id`` are numbered from ``first_id``."""
+    targets = torch.as_tensor(samples["label"]).tolist()
+    ids = samples.get("instance_id")
+    if ids is None:
+        ids = list(range(first_id, first_id + len(targets)))
+    rows = []
+    for iid, tgt, ranked in zip(ids, targets, top):
+        iid = iid.item() if torch.is_tensor(iid) else iid
+        rows.append({"instance_id": iid, "target": int(tgt), "prediction": int(ranked[0]),
+                     "topk": [int(c) for c in ranked]})
+    return rows
+
+
+@registry.register_task("zero_shot_classification")
+class ZeroShotClassificationTask(ClassificationEvalMixin, BaseTask):
+    """Zero-shot image classification from class-name prompts (see the module docstring for the run keys)."""
+
+    def __init__(self, templates=(DEFAULT_PROMPT,), topk=DEFAULT_TOPK, text_batch_size=256):
+        super().__init__()
+        self.templates = list(templates)
+        expand_prompts(["x"], self.templates)  # validates the templates
+        self.topk = parse_topk(topk)
+        self.text_batch_size = int(text_batch_size)
+        self.datasets = {}
+        self.num_classes = None
+
+    @classmethod
+    def setup_task(cls, cfg=None, **kwargs):
+        """From a LAVIS ``Config``: ``run.prompts`` (list) or ``run.prompt`` (str), ``run.topk``,
+        ``run.text_batch_size``."""
+        run = cfg.run_cfg if cfg is not None else None
+        templates = list_or_none(run_value(run, "prompts", None)) or [str(run_value(run, "prompt", DEFAULT_PROMPT))]
+        return cls(templates=templates, topk=run_value(run, "topk", DEFAULT_TOPK),
+                   text_batch_size=run_value(run, "text_batch_size", 256))
+
+    def evaluation(self, model, data_loader, cuda_enabled=True):
+        """Rank every image of the loader's dataset against the class prompts.
+
+        Returns a list of ``{"instance_id", "target", "prediction", "topk": [classes, best first]}`` (this rank's
+        samples; merged in ``after_evaluation``).
+        """
+        classnames = dataset_classnames(data_loader.dataset)
+        self.num_classes = len(classnames)
+        device = model_device(model)
+        class_embeds = class_text_embeddings(model, classnames, self.templates, self.text_batch_size).to(device)
+        kmax = min(max(self.topk), len(classnames))
+        metric_logger = MetricLogger(delimiter="  ")
+        results, counter = [], 0
+        with torch.no_grad():
+            for samples in metric_logger.log_every(data_loader, 10, "Zero-shot"):
+                z = image_features(model, samples["image"], ("image_embeds_proj",), normalize=True).float()
+                top = topk_predictions(z @ class_embeds.t(), kmax).cpu().tolist()
+                results.extend(_prediction_rows(samples, top, first_id=counter))
+                counter += len(samples["label"])
+        wait_for_all_ranks()
+        return results
+
+    def after_evaluation(self, val_result, split_name, epoch, **kwargs):
+        """Merge the ranks' predictions into ``result/<split>_epoch<epoch>.json`` and return the metrics (main
+        process; ``None`` elsewhere): ``top1``/``top3``/``top5`` (percent), ``agg_metrics`` = top-1,
+        ``num_samples``, ``num_classes``."""
+        result_file = self.save_rows(val_result, registry.get_path("result_dir"), f"{split_name}_epoch{epoch}")
+        if world_info()[0] != 0:
+            return None
+        with open(result_file) as f:
+            rows = json.load(f)
+        width = max(len(r["topk"]) for r in rows)
+        ranked = np.array([r["topk"] + [-1] * (width - len(r["topk"])) for r in rows])
+        acc = topk_accuracy(ranked, [r["target"] for r in rows], self.topk)
+        metrics = {f"top{k}": v for k, v in acc.items()}
+        metrics.update({"agg_metrics": headline_accuracy(acc), "num_samples": len(rows),
+                        "num_classes": self.num_classes})
+        self.log_metrics(split_name, metrics)
+        return metrics
