@@ -13,5 +13,8 @@ from lavis_latent.common.paths import configure_cache_root, register_config_reso
 register_config_resolver()
 configure_cache_root()
 
-from lavis_latent import processors  # noqa: F401,E402  (registers processors; before models, which use them)
-from lavis_latent import datasets, models, runners, tasks  # noqa: F401,E402  (registration side effects)
+import lavis_latent.processors  # noqa: F401,E402  (registers processors; before models, which use them)
+import lavis_latent.datasets  # noqa: F401,E402  (the rest: registration side effects)
+import lavis_latent.models  # noqa: F401,E402
+import lavis_latent.runners  # noqa: F401,E402
+import lavis_latent.tasks  # noqa: F401,E402
