@@ -29,16 +29,16 @@ class AlbefLatentClassification(LatentDownstreamMixin, AlbefClassification):
         >>> model, vis, txt = load_model_and_preprocess("albef_latent_classification", "tiny")
     """
 
-    def dummy_inputs(self, n=2, seed=0):
-        """A small random SNLI-VE training batch (labels below the head's classes)."""
-        return classification_batch(n, vit_image_size(self.visual_encoder), seed,
-                                    num_classes=self.cls_head[-1].out_features)
-
     PRETRAINED_MODEL_CONFIG_DICT = {
         "ve": config_path("models", "albef_latent_classification_ve.yaml"),
         "tiny": config_path("models", "albef_latent_classification_tiny.yaml"),
     }
     default_max_txt_len = 40
+
+    def dummy_inputs(self, n=2, seed=0):
+        """A small random SNLI-VE training batch (labels below the head's classes)."""
+        return classification_batch(n, vit_image_size(self.visual_encoder), seed,
+                                    num_classes=self.cls_head[-1].out_features)
 
     @classmethod
     def _model_kwargs(cls, cfg, tokenizer):

@@ -43,15 +43,15 @@ class AlbefLatentNLVR(LatentDownstreamMixin, AlbefNLVR):
         >>> model, vis, txt = load_model_and_preprocess("albef_latent_nlvr", "tiny")
     """
 
-    def dummy_inputs(self, n=2, seed=0):
-        """A small random NLVR2 training batch (two images per statement; labels below the head's classes)."""
-        return nlvr_batch(n, vit_image_size(self.visual_encoder), seed, num_classes=self.cls_head[-1].out_features)
-
     PRETRAINED_MODEL_CONFIG_DICT = {
         "nlvr": config_path("models", "albef_latent_nlvr_nlvr.yaml"),
         "tiny": config_path("models", "albef_latent_nlvr_tiny.yaml"),
     }
     default_max_txt_len = 40
+
+    def dummy_inputs(self, n=2, seed=0):
+        """A small random NLVR2 training batch (two images per statement; labels below the head's classes)."""
+        return nlvr_batch(n, vit_image_size(self.visual_encoder), seed, num_classes=self.cls_head[-1].out_features)
 
     @classmethod
     def _model_kwargs(cls, cfg, tokenizer):

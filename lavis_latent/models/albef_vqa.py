@@ -42,15 +42,15 @@ class AlbefLatentVQA(LatentDownstreamMixin, AlbefVQA):
         >>> model, vis, txt = load_model_and_preprocess("albef_latent_vqa", "tiny")
     """
 
-    def dummy_inputs(self, n=2, seed=0):
-        """A small random VQA training batch (:func:`~lavis_latent.models.dummy_inputs.vqa_batch`)."""
-        return vqa_batch(n, vit_image_size(self.visual_encoder), seed)
-
     PRETRAINED_MODEL_CONFIG_DICT = {
         "vqav2": config_path("models", "albef_latent_vqa_vqav2.yaml"),
         "tiny": config_path("models", "albef_latent_vqa_tiny.yaml"),
     }
     default_max_txt_len = 25
+
+    def dummy_inputs(self, n=2, seed=0):
+        """A small random VQA training batch (:func:`~lavis_latent.models.dummy_inputs.vqa_batch`)."""
+        return vqa_batch(n, vit_image_size(self.visual_encoder), seed)
 
     @classmethod
     def _model_kwargs(cls, cfg, tokenizer):

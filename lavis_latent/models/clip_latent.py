@@ -97,16 +97,16 @@ class ClipLatent(BaseModel):
         >>> feats = model.extract_features({"image": images, "text_input": captions})
     """
 
+    PRETRAINED_MODEL_CONFIG_DICT = {
+        "rn50_bert": config_path("models", "clip_latent_rn50_bert.yaml"),
+        "tiny": config_path("models", "clip_latent_tiny.yaml"),
+    }
+
     def dummy_inputs(self, n=2, seed=0, image_size=64):
         """A small random training batch (:func:`~lavis_latent.models.dummy_inputs.image_text_batch`): images of
         ``image_size`` px (the ResNet pools any size), captions, ids; as paired views when training needs the
         augmented views (``needs_aug``)."""
         return image_text_batch(n, image_size, seed, paired=self.needs_aug)
-
-    PRETRAINED_MODEL_CONFIG_DICT = {
-        "rn50_bert": config_path("models", "clip_latent_rn50_bert.yaml"),
-        "tiny": config_path("models", "clip_latent_tiny.yaml"),
-    }
 
     def __init__(self, visual_encoder, text_encoder, tokenizer, vision_width, text_width, embed_dim=512, temp=0.07,
                  max_txt_len=77, base_loss="paper", latent=None):

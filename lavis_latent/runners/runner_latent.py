@@ -100,7 +100,10 @@ class RunnerLatent(RunnerBase):
 
     @property
     def dataloaders(self):
-        """LAVIS's loaders, with a resumable training iterator; without LAVIS's CUDA prefetcher off the GPU."""
+        """LAVIS's loaders, with a resumable training iterator; without LAVIS's CUDA prefetcher off the GPU (the
+        patches are entered only while LAVIS builds them, on first use)."""
+        if self._dataloaders is not None:
+            return self._dataloaders
         with self._lavis_patches():
             return super().dataloaders
 
