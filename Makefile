@@ -9,6 +9,8 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# never try the network for a file a config names by URL (lavis_latent.common.offline_checks): say what is missing
+export LAVIS_LATENT_OFFLINE := 1
 
 .PHONY: demo test install clean
 
@@ -20,7 +22,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m lavis_latent.demo
+	$(PY) -W ignore::FutureWarning -m lavis_latent.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -32,13 +32,14 @@ def world_options(dataset: str, params: Dict) -> list:
     return [f"{gen}.root={world_root(params)}"] + [f"{gen}.{k}={v}" for k, v in sorted(params.items())]
 
 
-def _train(stage: str, params: Dict, output_dir: str, pretrained: str, seed: int, extra: Sequence[str] = ()):
-    from lavis_latent import train
+def _train(stage: str, params: Dict, output_dir: str, pretrained: str, seed: int, extra: Sequence[str] = (),
+           verbose: bool = False):
+    from lavis_latent.common.console import run_quietly
 
     yaml, dataset = CONFIGS[stage]
-    options = [f"run.output_dir={output_dir}", f"model.pretrained={pretrained}", f"run.seed={seed}",
-               *world_options(dataset, params), *extra]
-    return train.main(["--cfg-path", os.path.join(DEFAULT_PROJECTS, yaml), "--options", *options])
+    options = [f"model.pretrained={pretrained}", f"run.seed={seed}", *world_options(dataset, params), *extra]
+    return run_quietly("train", os.path.join(DEFAULT_PROJECTS, yaml), output_dir, options,
+                       desc=f"{stage} seed {seed}", verbose=verbose)
 
 
 def finetune(task: str, checkpoint: str, params: Dict, output_dir: str, seed: int,

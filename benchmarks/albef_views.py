@@ -48,7 +48,7 @@ def done(path):
         return {(r["name"], r["seed"]) for r in map(json.loads, filter(str.strip, f))}
 
 
-def run(runs, out_root):
+def run(runs, out_root, verbose=False):
     """Run each ``(name, demo variant, seed, options)`` of ``runs`` not yet in ``<out_root>/results.jsonl`` through
     the demo pipeline (one torch thread) and append its test metrics and pretraining losses there."""
     import torch
@@ -62,7 +62,7 @@ def run(runs, out_root):
             continue
         started = time.time()
         row = demo.run_variant(variant, demo.DEFAULT_PROJECTS, os.path.join(out_root, f"{name}_s{seed}"),
-                               [*options, f"run.seed={seed}"])
+                               [*options, f"run.seed={seed}"], verbose=verbose)
         res = {"name": name, "seed": seed, "options": options, "seconds": time.time() - started,
                "test": {k: v for k, v in row["test"].items() if isinstance(v, (int, float))},
                "pretrain_losses": row["pretrain_losses"]}
@@ -105,13 +105,14 @@ def main(argv=None):
     p.add_argument("--runs", default="baseline:42,bb:42,all:42,baseline:0,bb:0,all:0,baseline:1,bb:1,all:1",
                    help="name:seed items, comma-separated (or ';'-separated with '=options')")
     p.add_argument("--out", default=os.path.join("output", "benchmarks", "albef_views"))
+    p.add_argument("--verbose", action="store_true", help="LAVIS's console output instead of progress bars")
     p.add_argument("--render", metavar="JSONL", default=None, help="only write the tables from a results file")
     p.add_argument("--output-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = p.parse_args(argv)
     if args.render:
         return render(args.render, args.output_dir)
     os.makedirs(args.out, exist_ok=True)
-    run(parse_runs(args.runs), args.out)
+    run(parse_runs(args.runs), args.out, args.verbose)
     return render(os.path.join(args.out, "results.jsonl"), args.output_dir)
 
 

@@ -69,6 +69,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=32, help="CLIP batch (geometric's 1/N double sum grows with it)")
     p.add_argument("--albef-tasks", default="retrieval", help="ALBEF: comma-separated retrieval,vqa,nlvr,snli_ve")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--verbose", action="store_true", help="ALBEF: LAVIS's console output instead of progress bars")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--output-dir", default=os.path.join("benchmarks", "results"))
     p.add_argument("--cache-root", default=os.environ.get("LAVIS_CACHE_ROOT", "cache"))

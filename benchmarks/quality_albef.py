@@ -26,11 +26,12 @@ def albef_configs(weights):
     return rows
 
 
-def one_run(name, variant, options, seed, tasks, out_root):
+def one_run(name, variant, options, seed, tasks, out_root, verbose=False):
     """Pretrain + fine-tune one row for one seed with the demo's configs; returns the flat metrics."""
     out = os.path.join(out_root, name.replace(" ", "_").replace("=", ""), f"seed{seed}")
     started = time.time()
-    row = demo.run_variant(variant, demo.DEFAULT_PROJECTS, out, [*options, f"run.seed={seed}"], tasks=tasks)
+    row = demo.run_variant(variant, demo.DEFAULT_PROJECTS, out, [*options, f"run.seed={seed}"], tasks=tasks,
+                           verbose=verbose)
     res = {"seed": seed, "seconds": time.time() - started}
     res.update({k: row["test"].get(k, float("nan")) for k in ("txt_r1", "img_r1", "gap_centroid_distance")})
     for task in tasks:
@@ -49,7 +50,8 @@ def run(args, weights, seeds, info):
     results = {}
     for name, variant, options in albef_configs(weights):
         for seed in seeds:
-            results.setdefault(name, []).append(one_run(name, variant, options, seed, tasks, out_root))
+            row = one_run(name, variant, options, seed, tasks, out_root, args.verbose)
+            results.setdefault(name, []).append(row)
     report = {"command": command_line(), "args": vars(args), "machine": info, "tasks": tasks, "results": results,
               "minutes": (time.time() - started) / 60}
     stem = "quality_albef" + (f"_{args.albef_tag}" if args.albef_tag else "")

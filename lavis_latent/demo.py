@@ -20,16 +20,20 @@ is pretrained on the embedded digits captions and evaluated by zero-shot classif
 digits test split: a Table-1-like and a Table-3-like table.
 """
 import argparse
+import functools
 import json
 import os
 import sys
 import time
 
 from lavis_latent import demo_clip
+from lavis_latent.common.console import run_quietly
 from lavis_latent.common.paths import PACKAGE_ROOT
 from lavis_latent.runners.state import last_checkpoint
 
 VARIANTS = ("baseline", "fs", "bb", "gc", "all")
+#: the compact run (the default): the CLIP variants, zero-shot only
+QUICK_CLIP_VARIANTS = (demo_clip.RANDOM_INIT, "baseline", "inmodal", "fs", "bb", "gc")
 TASKS = ("retrieval", "vqa", "nlvr", "snli_ve")
 TASK_TITLES = {"vqa": "VQA acc", "nlvr": "NLVR2 acc", "snli_ve": "SNLI-VE acc"}
 DEFAULT_PROJECTS = os.path.join(os.path.dirname(PACKAGE_ROOT), "projects", "demo")
@@ -44,51 +48,62 @@ def variant_config(projects_dir, stage, variant):
     return path
 
 
-def finetune_task(task, variant, projects_dir, out, ckpt, extra_options=()):
+def finetune_task(task, variant, projects_dir, out, ckpt, extra_options=(), verbose=False):
     """Fine-tune and test one downstream task (``vqa``, ``nlvr``, ``snli_ve``) from a pretraining checkpoint.
 
     NLVR2 first runs ALBEF's text-assignment step (``albef_nlvr_ta.yaml``) from ``ckpt`` and fine-tunes from its
     checkpoint. Returns ``{"test": LAVIS's test metrics, "dir": output folder, "seconds": wall time}``.
     """
-    from lavis_latent import train
-
     started = time.time()
     if task == "nlvr":
         ta_yaml = os.path.join(projects_dir, "albef_nlvr_ta.yaml")
         if not os.path.isfile(ta_yaml):
             raise FileNotFoundError(f"No demo config {ta_yaml}: run from the repository root or pass --projects-dir")
-        options = ["run.output_dir=" + os.path.join(out, "nlvr_ta"), "model.pretrained=" + ckpt, *extra_options]
-        ta = train.main(["--cfg-path", ta_yaml, "--options", *options])
+        ta = run_quietly("train", ta_yaml, os.path.join(out, "nlvr_ta"), ["model.pretrained=" + ckpt, *extra_options],
+                         desc=f"ALBEF {variant}: NLVR2 text assignment", verbose=verbose)
         ckpt = last_checkpoint(str(ta.output_dir))
-    options = ["run.output_dir=" + os.path.join(out, task), "model.pretrained=" + ckpt, *extra_options]
-    runner = train.main(["--cfg-path", variant_config(projects_dir, f"albef_{task}", variant), "--options", *options])
+    runner = run_quietly("train", variant_config(projects_dir, f"albef_{task}", variant), os.path.join(out, task),
+                         ["model.pretrained=" + ckpt, *extra_options], desc=f"ALBEF {variant}: {task}", verbose=verbose)
     return {"test": (runner.last_test_logs or {}).get("test") or {}, "dir": str(runner.output_dir),
             "seconds": time.time() - started}
 
 
-def run_variant(variant, projects_dir, output_root, extra_options=(), tasks=("retrieval",)):
-    """Pretrain one variant, fine-tune and test each of ``tasks`` from its checkpoint; returns a row of the demo
-    tables (dict; downstream tasks under ``downstream``)."""
-    from lavis_latent import train
+def pretrain_losses(runner):
+    """The last training epoch's ``loss*`` averages of a runner, as floats."""
+    return {k: float(v) for k, v in (runner.last_train_stats or {}).items() if k.startswith("loss")}
 
+
+def run_variant(variant, projects_dir, output_root, extra_options=(), tasks=("retrieval",), verbose=False):
+    """Pretrain one variant, fine-tune and test each of ``tasks`` from its checkpoint; returns a row of the demo
+    tables (dict; downstream tasks under ``downstream``; ``plot``: the test split's modality-gap PNG)."""
     started = time.time()
     out = os.path.join(output_root, variant)
-    options = ["run.output_dir=" + os.path.join(out, "pretrain"), *extra_options]
-    pretrain = train.main(["--cfg-path", variant_config(projects_dir, "albef_pretrain", variant), "--options", *options])
+    pretrain = run_quietly("train", variant_config(projects_dir, "albef_pretrain", variant),
+                           os.path.join(out, "pretrain"), extra_options, desc=f"ALBEF {variant}: pretrain",
+                           verbose=verbose)
     ckpt = last_checkpoint(str(pretrain.output_dir))
-    losses = {k: float(v) for k, v in (pretrain.last_train_stats or {}).items() if k.startswith("loss")}
-    row = {"variant": variant, "test": {}, "pretrain_losses": losses, "pretrain_dir": str(pretrain.output_dir)}
+    row = {"variant": variant, "test": {}, "pretrain_losses": pretrain_losses(pretrain),
+           "pretrain_dir": str(pretrain.output_dir)}
     if "retrieval" in tasks:
-        options = ["run.output_dir=" + os.path.join(out, "retrieval"), "model.pretrained=" + ckpt, *extra_options]
-        finetune = train.main(["--cfg-path", variant_config(projects_dir, "albef_retrieval", variant),
-                               "--options", *options])
+        finetune = run_quietly("train", variant_config(projects_dir, "albef_retrieval", variant),
+                               os.path.join(out, "retrieval"),
+                               ["model.pretrained=" + ckpt, "run.plot_gap=True", *extra_options],
+                               desc=f"ALBEF {variant}: retrieval fine-tune", verbose=verbose)
         row["test"] = (finetune.last_test_logs or {}).get("test") or {}
         row["retrieval_dir"] = str(finetune.output_dir)
+        row["plot"] = gap_plot_path(finetune)
     downstream = [t for t in tasks if t != "retrieval"]
     if downstream:
-        row["downstream"] = {t: finetune_task(t, variant, projects_dir, out, ckpt, extra_options) for t in downstream}
+        row["downstream"] = {t: finetune_task(t, variant, projects_dir, out, ckpt, extra_options, verbose)
+                             for t in downstream}
     row["seconds"] = time.time() - started
     return row
+
+
+def gap_plot_path(runner, split="test"):
+    """The modality-gap PNG a run wrote for ``split`` (``run.plot_gap``), or None."""
+    path = os.path.join(str(runner.output_dir), f"gap_{split}.png")
+    return path if os.path.isfile(path) else None
 
 
 def format_table(rows):
@@ -145,19 +160,33 @@ def parse_tasks(value):
 
 def parse_args(argv=None):
     """Command line of the demo."""
-    parser = argparse.ArgumentParser(description="Embedded offline demo: pretrain, fine-tune, evaluate retrieval.")
-    parser.add_argument("--frameworks", default="albef,clip", help="comma-separated subset of albef,clip")
-    parser.add_argument("--variants", default="baseline,fs,bb,gc,all",
-                        help=f"ALBEF: comma-separated subset of {','.join(VARIANTS)}")
-    parser.add_argument("--clip-variants", default=demo_clip.RANDOM_INIT + "," + ",".join(demo_clip.VARIANTS),
-                        help=f"CLIP: comma-separated subset of {demo_clip.RANDOM_INIT!r},{','.join(demo_clip.VARIANTS)}")
+    parser = argparse.ArgumentParser(
+        description="Embedded offline demo. Default: the compact run (about 4 min on 2 cores): the tiny CLIP "
+                    "two-tower model pretrained per variant, zero-shot accuracy and the modality gap, with pictures. "
+                    "--full: the full study (ALBEF pretrain + fine-tune per variant, and CLIP with linear probes).")
+    parser.add_argument("--full", action="store_true", help="the full study (about 15-40 minutes)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show LAVIS's console output (run parameters, per-iteration logs) instead of progress bars")
+    parser.add_argument("--frameworks", default=None,
+                        help="with --full: comma-separated subset of albef,clip (default: both; the compact run is CLIP)")
+    parser.add_argument("--variants", default=None,
+                        help=f"with --full: ALBEF, comma-separated subset of {','.join(VARIANTS)} (default: all)")
+    parser.add_argument("--clip-variants", default=None,
+                        help=f"CLIP: comma-separated subset of {demo_clip.RANDOM_INIT!r},{','.join(demo_clip.VARIANTS)} "
+                             "(default: all)")
+    parser.add_argument("--tasks", default=None,
+                        help=f"with --full: ALBEF, comma-separated subset of {','.join(TASKS)}, or all (fine-tuned "
+                             "from each variant's pretraining checkpoint; default: retrieval)")
     parser.add_argument("--output-dir", default="output/demo", help="where runs write (relative to the cwd)")
     parser.add_argument("--projects-dir", default=DEFAULT_PROJECTS, help="folder of the demo yaml files")
     parser.add_argument("--options", nargs="+", default=[], help="key=value overrides applied to every run")
-    parser.add_argument("--tasks", default="retrieval",
-                        help=f"ALBEF: comma-separated subset of {','.join(TASKS)}, or all (fine-tuned from each variant's "
-                             "pretraining checkpoint)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.full:
+        needs_full = [f"--{k}" for k in ("frameworks", "variants", "tasks") if getattr(args, k) is not None]
+        if needs_full:
+            parser.error(f"{', '.join(needs_full)} belong to the full study: add --full (the compact run is CLIP "
+                         "pretraining and zero-shot only)")
+    return args
 
 
 def _names(value, valid, what):
@@ -168,38 +197,101 @@ def _names(value, valid, what):
     return names
 
 
-def main(argv=None):
-    """Run the demo and print its tables; returns the rows (ALBEF rows, then CLIP rows with ``framework: clip``)."""
-    args = parse_args(argv)
-    frameworks = _names(args.frameworks, ("albef", "clip"), "framework(s)")
-    variants = _names(args.variants, VARIANTS, "variant(s)") if "albef" in frameworks else []
-    clip_variants = (_names(args.clip_variants, (demo_clip.RANDOM_INIT, *demo_clip.VARIANTS), "CLIP variant(s)")
-                     if "clip" in frameworks else [])
-    tasks = parse_tasks(args.tasks)
-    output_root = os.path.abspath(args.output_dir)
-    rows = []
-    for variant in variants:
-        print(f"\n=== lavis-latent demo: ALBEF variant {variant} ===", flush=True)
-        rows.append(run_variant(variant, args.projects_dir, output_root, args.options, tasks=tasks))
-    clip_rows = []
-    for variant in clip_variants:
-        print(f"\n=== lavis-latent demo: CLIP variant {variant} ===", flush=True)
-        clip_rows.append(dict(demo_clip.run_variant(variant, args.projects_dir, output_root, args.options),
-                              framework="clip"))
+def _minutes(seconds):
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def run_plan(plan):
+    """Run ``plan`` (a list of ``(label, function)``) in order, printing ``[i/n] label`` with an estimate of the
+    time left before each and a one-line summary after it; returns the functions' results."""
+    results, started = [], time.time()
+    for i, (label, run) in enumerate(plan):
+        left = f" (about {_minutes((time.time() - started) / i * (len(plan) - i))} left)" if i else ""
+        print(f"[{i + 1}/{len(plan)}] {label}{left}", flush=True)
+        results.append(run())
+        print("      " + summary_line(results[-1]), flush=True)
+    return results
+
+
+def summary_line(row):
+    """One line on a finished variant: retrieval R@1 and the paired gap (ALBEF) or zero-shot top-1 (CLIP)."""
+    nan = float("nan")
+    t = row.get("test") or {}
+    if "txt_r1" in t:
+        text = f"txt R@1 {t['txt_r1']:.1f}, img R@1 {t['img_r1']:.1f}"
+    elif "zero_shot" in row:
+        t = row["zero_shot"]
+        text = f"zero-shot top-1 {float(t.get('top1', nan)):.1f}"
+    else:
+        text = ""
+    gap = (f", gap centroid {t.get('gap_centroid_distance', nan):.3f}, paired {t.get('gap_paired_distance', nan):.3f}"
+           if "gap_paired_distance" in t else "")
+    return f"{row['variant']}: {text}{gap} ({row['seconds']:.0f} s)"
+
+
+def _albef_tables(rows, tasks):
     tables = []
     if rows and "retrieval" in tasks:
-        tables.append(("Retrieval on the embedded test split (tiny ALBEF, pretrain + fine-tune per variant):",
-                       format_table(rows)))
+        tables.append(("Retrieval on the embedded test split (tiny ALBEF, pretrain + fine-tune per variant; 50 images, "
+                       "150 captions, one seed):", format_table(rows)))
     if rows and any(t != "retrieval" for t in tasks):
         tables.append(("Downstream tasks on the embedded test split, each fine-tuned from the variant's pretraining "
                        "checkpoint (accuracy %; the paper's Table 4 protocol):", format_downstream_table(rows, tasks)))
-    if clip_rows:
-        zero_shot, probe = demo_clip.format_tables(clip_rows)
-        tables.append(("Zero-shot classification of the digits test split (450 images, 10 classes; tiny CLIP pretrained "
-                       "on the digits captions per variant; top-k %; the paper's Table 1 protocol):", zero_shot))
+    return tables
+
+
+def _clip_tables(clip_rows, quick):
+    if not clip_rows:
+        return []
+    zero_shot, probe = demo_clip.format_tables(clip_rows)
+    what = "a smoke run: one seed, 4 epochs" if quick else "the paper's Table 1 protocol"
+    tables = [("Zero-shot classification of the digits test split (450 images, 10 classes; tiny CLIP pretrained on "
+               f"the digits captions per variant; top-k %; gap: each image against its class prompt; {what}):",
+               zero_shot)]
+    if probe:
         tables.append(("Linear probe on frozen image-encoder features (digits; logistic regression, C chosen on the val "
                        "split; top-k %; the paper's Table 3 protocol):", probe))
+    return tables
+
+
+def combined_picture(rows, path):
+    """One PNG with every row's gap picture side by side (titled by variant); its path, or None if no row has one."""
+    from lavis_latent.metrics.gap_plot import combine_panels
+
+    panels = [(r["variant"], r["plot"]) for r in rows if r.get("plot")]
+    if not panels:
+        return None
+    return combine_panels([p for _, p in panels], path, titles=[name for name, _ in panels], ncols=3)
+
+
+def main(argv=None):
+    """Run the demo and print its tables; returns the rows (ALBEF rows, then CLIP rows with ``framework: clip``)."""
+    args = parse_args(argv)
+    quick = not args.full
+    frameworks = ["clip"] if quick else _names(args.frameworks or "albef,clip", ("albef", "clip"), "framework(s)")
+    variants = _names(args.variants or ",".join(VARIANTS), VARIANTS, "variant(s)") if "albef" in frameworks else []
+    default_clip = ",".join(QUICK_CLIP_VARIANTS if quick else (demo_clip.RANDOM_INIT, *demo_clip.VARIANTS))
+    clip_variants = (_names(args.clip_variants or default_clip, (demo_clip.RANDOM_INIT, *demo_clip.VARIANTS),
+                            "CLIP variant(s)") if "clip" in frameworks else [])
+    tasks = parse_tasks(args.tasks or "retrieval")
+    output_root = os.path.abspath(args.output_dir)
+    common = dict(projects_dir=args.projects_dir, output_root=output_root, extra_options=args.options,
+                  verbose=args.verbose)
+    plan = [(f"ALBEF {v}: pretrain, {' + '.join(tasks)}", functools.partial(run_variant, v, tasks=tasks, **common))
+            for v in variants]
+    clip_what = "zero-shot" if quick else "zero-shot + linear probe"
+    plan += [(f"CLIP {v}: {'' if v == demo_clip.RANDOM_INIT else 'pretrain, '}{clip_what}",
+              functools.partial(demo_clip.run_variant, v, linear_probe=not quick, **common)) for v in clip_variants]
+    print(f"lavis-latent demo, {'the full study' if args.full else 'compact run (--full: the full study)'}: "
+          f"{len(plan)} runs. LAVIS's logs: console.log in each run's folder under {output_root}"
+          + (" and the console" if args.verbose else ""), flush=True)
+    results = run_plan(plan)
+    rows = results[:len(variants)]
+    clip_rows = [dict(r, framework="clip") for r in results[len(variants):]]
+    tables = _albef_tables(rows, tasks) + _clip_tables(clip_rows, quick)
     os.makedirs(output_root, exist_ok=True)
+    pictures = [combined_picture(r, os.path.join(output_root, f"gap_{name}.png"))
+                for name, r in (("albef", rows), ("clip", clip_rows))]
     with open(os.path.join(output_root, "demo_table.md"), "w") as f:
         f.write("\n\n".join(title + "\n\n" + table for title, table in tables) + "\n")
     with open(os.path.join(output_root, "demo_results.json"), "w") as f:
@@ -207,7 +299,11 @@ def main(argv=None):
     for title, table in tables:
         print(f"\n{title}\n", flush=True)
         print(table)
-    print(f"\nRuns, logs and checkpoints under {output_root}", flush=True)
+    for picture in filter(None, pictures):
+        print(f"\nModality gap per variant (test split, 2-D PCA of both modalities, pairs joined): {picture}",
+              flush=True)
+    print(f"Tables: {os.path.join(output_root, 'demo_table.md')}; runs, logs and checkpoints under {output_root}",
+          flush=True)
     return rows + clip_rows
 
 

@@ -10,6 +10,8 @@ model, so the tables show what pretraining adds. Every run goes through LAVIS's 
 import os
 import time
 
+from lavis_latent.common.console import run_quietly
+
 VARIANTS = ("baseline", "inmodal", "fs", "bb", "gc")
 RANDOM_INIT = "untrained"
 
@@ -26,22 +28,27 @@ def pretrain_config(projects_dir, variant):
     return _config(projects_dir, "clip_pretrain.yaml" if variant == "baseline" else f"clip_pretrain_{variant}.yaml")
 
 
-def evaluate_checkpoint(projects_dir, out, ckpt, extra_options=()):
-    """Zero-shot and linear-probe test metrics of a checkpoint (``None``: the random initialisation)."""
-    from lavis_latent import evaluate
-
+def evaluate_checkpoint(projects_dir, out, ckpt, extra_options=(), verbose=False, variant="", linear_probe=True):
+    """Zero-shot (with the image/class-prompt gap and its picture) and, with ``linear_probe``, linear-probe test
+    metrics of a checkpoint (``None``: the random initialisation). Returns ``{"zero_shot": metrics, "plot": PNG path
+    or None[, "linear_probe": metrics]}``."""
     weights = ["model.load_finetuned=True", "model.finetuned=" + ckpt] if ckpt else []
-    results = {}
-    for key, name in (("zero_shot", "clip_zs_digits.yaml"), ("linear_probe", "clip_linprobe_digits.yaml")):
-        options = ["run.output_dir=" + os.path.join(out, key), *weights, *extra_options]
-        _, res = evaluate.main(["--cfg-path", _config(projects_dir, name), "--options", *options])
-        results[key] = (res or {}).get("test") or {}
+    runner, res = run_quietly("evaluate", _config(projects_dir, "clip_zs_digits.yaml"), os.path.join(out, "zero_shot"),
+                              [*weights, "run.plot_gap=True", *extra_options], desc=f"CLIP {variant}: zero-shot",
+                              verbose=verbose)
+    plot = os.path.join(str(runner.output_dir), "gap_test.png")
+    results = {"zero_shot": (res or {}).get("test") or {}, "plot": plot if os.path.isfile(plot) else None}
+    if linear_probe:
+        _, res = run_quietly("evaluate", _config(projects_dir, "clip_linprobe_digits.yaml"),
+                             os.path.join(out, "linear_probe"), [*weights, *extra_options],
+                             desc=f"CLIP {variant}: linear probe", verbose=verbose)
+        results["linear_probe"] = (res or {}).get("test") or {}
     return results
 
 
-def run_variant(variant, projects_dir, output_root, extra_options=()):
-    """Pretrain one variant (none for ``untrained``) and evaluate it; returns a row of the CLIP tables."""
-    from lavis_latent import train
+def run_variant(variant, projects_dir, output_root, extra_options=(), verbose=False, linear_probe=True):
+    """Pretrain one variant (none for ``untrained``) and evaluate it (zero-shot; the linear probe too with
+    ``linear_probe``); returns a row of the CLIP tables."""
     from lavis_latent.runners.state import last_checkpoint
 
     started = time.time()
@@ -49,13 +56,13 @@ def run_variant(variant, projects_dir, output_root, extra_options=()):
     row = {"variant": variant, "pretrain_losses": {}}
     ckpt = None
     if variant != RANDOM_INIT:
-        options = ["run.output_dir=" + os.path.join(out, "pretrain"), *extra_options]
-        pretrain = train.main(["--cfg-path", pretrain_config(projects_dir, variant), "--options", *options])
+        pretrain = run_quietly("train", pretrain_config(projects_dir, variant), os.path.join(out, "pretrain"),
+                               extra_options, desc=f"CLIP {variant}: pretrain", verbose=verbose)
         ckpt = last_checkpoint(str(pretrain.output_dir))
         row["pretrain_losses"] = {k: float(v) for k, v in (pretrain.last_train_stats or {}).items()
                                   if k.startswith("loss")}
         row["pretrain_dir"] = str(pretrain.output_dir)
-    row.update(evaluate_checkpoint(projects_dir, out, ckpt, extra_options))
+    row.update(evaluate_checkpoint(projects_dir, out, ckpt, extra_options, verbose, variant, linear_probe))
     row["seconds"] = time.time() - started
     return row
 
@@ -66,19 +73,25 @@ def _cell(metrics, key, scale=1.0, fmt="{:.1f}"):
 
 
 def format_tables(rows):
-    """Two markdown tables: zero-shot top-1/3/5 (Table 1 style) and linear-probe top-1 (Table 3 style)."""
+    """Markdown tables: zero-shot top-1/3/5 with the image/class-prompt gap (Table 1 style) and, for the rows that
+    have one, linear-probe top-1/3 (Table 3 style; ``None`` when no row has)."""
     loss_keys = sorted({k for r in rows for k in r["pretrain_losses"]}, key=lambda k: (k != "loss", k))
-    head = ["variant", "top-1", "top-3", "top-5"] + [k.replace("loss_", "") for k in loss_keys] + ["time s"]
+    head = ["variant", "top-1", "top-3", "top-5", "gap centroid", "gap paired"]
+    head += [k.replace("loss_", "") for k in loss_keys] + ["time s"]
     zs = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         m = r["zero_shot"]
-        cells = [r["variant"], _cell(m, "top1"), _cell(m, "top3"), _cell(m, "top5")]
+        cells = [r["variant"], _cell(m, "top1"), _cell(m, "top3"), _cell(m, "top5"),
+                 _cell(m, "gap_centroid_distance", fmt="{:.3f}"), _cell(m, "gap_paired_distance", fmt="{:.3f}")]
         cells += [_cell(r["pretrain_losses"], k, fmt="{:.3f}") for k in loss_keys]
         cells.append(f"{r['seconds']:.0f}")
         zs.append("| " + " | ".join(cells) + " |")
+    probed = [r for r in rows if "linear_probe" in r]
+    if not probed:
+        return "\n".join(zs), None
     head = ["variant", "top-1", "top-3", "C (chosen on val)"]
     lp = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
+    for r in probed:
         m = r["linear_probe"]
         lp.append("| " + " | ".join([r["variant"], _cell(m, "top1"), _cell(m, "top3"),
                                      _cell(m, "probe_C", fmt="{:g}")]) + " |")

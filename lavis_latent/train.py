@@ -22,7 +22,8 @@ from lavis.common.dist_utils import get_rank
 from lavis.common.logger import setup_logger
 from lavis.common.registry import registry
 from lavis_latent.common.config_check import check_run_config, load_run_config
-from lavis_latent.datasets import check_stock_dataset_files
+from lavis_latent.common.offline_checks import HostProbe, model_weight_problems, raise_if_unavailable
+from lavis_latent.datasets.stock_datasets import dataset_file_problems, drop_null_splits
 from lavis_latent.runners import broadcast_object, init_distributed_mode
 
 DEFAULT_RUNNER = "runner_latent"
@@ -64,10 +65,19 @@ def get_runner_class(cfg):
 
 
 def build_run(args):
-    """Config, job id, task, datasets and model for a run, as LAVIS's ``train.py`` builds them."""
+    """Config, job id, task, datasets and model for a run, as LAVIS's ``train.py`` builds them.
+
+    Before anything is built: the config is checked against the registry; annotation splits set to ``null`` are
+    dropped (how a run leaves out a split of a stock builder); every dataset file and the model checkpoint that are
+    missing and cannot be downloaded (URL host unreachable, or ``$LAVIS_LATENT_OFFLINE=1``) stop the run with one
+    ``UnavailableFilesError`` that names each path, URL and config key.
+    """
     check_run_config(load_run_config(args.cfg_path, args.options))
     cfg = Config(args)
-    check_stock_dataset_files(cfg.datasets_cfg)
+    drop_null_splits(cfg.datasets_cfg, cfg.run_cfg)
+    probe = HostProbe()  # one probe per host for the whole check
+    raise_if_unavailable(dataset_file_problems(cfg.datasets_cfg, cfg.run_cfg, probe)
+                         + model_weight_problems(cfg.model_cfg, probe))
     init_distributed_mode(cfg.run_cfg)
     job_id = new_job_id()
     setup_seeds(cfg)

@@ -44,6 +44,7 @@ from lavis.common.utils import is_url
 from lavis.runners.runner_base import RunnerBase
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from lavis_latent.common import progress
 from lavis_latent.runners.loaders import ResumableIterLoader
 from lavis_latent.runners.patches import lavis_runtime_patches
 from lavis_latent.runners.state import atomic_link, atomic_save, gather_rng_states, rng_state, set_rng_state
@@ -153,6 +154,8 @@ class RunnerLatent(RunnerBase):
         """Called by the task's loop on every rank after step ``step`` (1-based) of ``epoch``: writes
         ``checkpoint_latest.pth`` every ``run.checkpoint_every_n_steps`` steps (end of epoch excluded: the
         end-of-epoch checkpoint follows validation)."""
+        if is_main_process():
+            progress.report("step", epoch=epoch, step=step, iters_per_epoch=iters_per_epoch, max_epoch=self.max_epoch)
         n = self.checkpoint_every_n_steps
         if n <= 0 or step >= iters_per_epoch or step % self.accum_grad_iters:
             return
@@ -188,6 +191,8 @@ class RunnerLatent(RunnerBase):
         if not skip_reload and cur_epoch == "best":
             model = self._reload_best_model(model)
         model.eval()
+        if is_main_process():
+            progress.report("phase", name=f"evaluate {split_name}")
         self.task.before_evaluation(model=model, dataset=self.datasets[split_name])
         results = self.task.evaluation(model, data_loader, cuda_enabled=self.cuda_enabled)
         result = None

@@ -6,14 +6,23 @@ Run config::
     prompts: ["a photo of the {}.", "a drawing of the {}."]   # or an ensemble (wins over prompt)
     topk: [1, 3, 5]                     # reported accuracies (k > number of classes is skipped)
     text_batch_size: 256                # prompts per text forward pass
+    plot_gap: False                     # also draw gap_<split>.png (below)
 
 Each class's text embedding is the mean of the L2-normalised ``text_embeds_proj`` of its prompts, renormalised (as
 CLIP's prompt ensembling); each image (``image_embeds_proj``, normalised) goes to the class of highest cosine
 similarity. Reports ``top1``/``top3``/``top5`` accuracy in percent per evaluated split, ``agg_metrics`` = top-1;
 the per-image predictions go to ``result/<split>_epoch<e>.json`` and the metrics to ``evaluate.txt`` (and, through
 the runner, to log.txt as ``<split>_top1`` ...). Models and datasets: see :mod:`lavis_latent.tasks.classification`.
+
+In a single process the metrics also carry the modality gap between each image and the class embedding of its true
+label (``gap_*``: :func:`lavis_latent.metrics.modality_gap` on the pairs ``(z_v_i, w_{y_i})``, normalised
+features), the zero-shot counterpart of the retrieval task's image-caption gap; with ``run.plot_gap: True`` it is
+drawn to ``gap_<split>.png`` in the run's output folder. Under ``torchrun`` the gap is not computed (each rank holds
+only its share of the features) and a line in the log says so.
 """
 import json
+import logging
+import os
 
 import numpy as np
 import torch
@@ -22,6 +31,7 @@ from lavis.common.logger import MetricLogger
 from lavis.common.registry import registry
 from lavis.tasks.base_task import BaseTask
 
+from lavis_latent.metrics import modality_gap
 from lavis_latent.regularizers.distributed import world_info
 from lavis_latent.tasks.classification_base import ClassificationEvalMixin, list_or_none, parse_topk, run_value
 from lavis_latent.tasks.features import feature_field, image_features, model_device, wait_for_all_ranks
@@ -101,8 +111,14 @@ def _prediction_rows(samples, top, first_id):
 class ZeroShotClassificationTask(ClassificationEvalMixin, BaseTask):
     """Zero-shot image classification from class-name prompts (see the module docstring for the run keys)."""
 
-    def __init__(self, templates=(DEFAULT_PROMPT,), topk=DEFAULT_TOPK, text_batch_size=256):
+    #: ``lavis_latent.evaluate --plot`` accepts this task (images against their class prompts)
+    plots_gap = True
+
+    def __init__(self, templates=(DEFAULT_PROMPT,), topk=DEFAULT_TOPK, text_batch_size=256, plot_gap=False):
         super().__init__()
+        self.plot_gap = bool(plot_gap)
+        self._gap_pairs = None
+        self.gap_plots = []  # the gap pictures written (paths)
         self.templates = list(templates)
         expand_prompts(["x"], self.templates)  # validates the templates
         self.topk = parse_topk(topk)
@@ -113,11 +129,11 @@ class ZeroShotClassificationTask(ClassificationEvalMixin, BaseTask):
     @classmethod
     def setup_task(cls, cfg=None, **kwargs):
         """From a LAVIS ``Config``: ``run.prompts`` (list) or ``run.prompt`` (str), ``run.topk``,
-        ``run.text_batch_size``."""
+        ``run.text_batch_size``, ``run.plot_gap``."""
         run = cfg.run_cfg if cfg is not None else None
         templates = list_or_none(run_value(run, "prompts", None)) or [str(run_value(run, "prompt", DEFAULT_PROMPT))]
         return cls(templates=templates, topk=run_value(run, "topk", DEFAULT_TOPK),
-                   text_batch_size=run_value(run, "text_batch_size", 256))
+                   text_batch_size=run_value(run, "text_batch_size", 256), plot_gap=run_value(run, "plot_gap", False))
 
     def evaluation(self, model, data_loader, cuda_enabled=True):
         """Rank every image of the loader's dataset against the class prompts.
@@ -131,13 +147,16 @@ class ZeroShotClassificationTask(ClassificationEvalMixin, BaseTask):
         class_embeds = class_text_embeddings(model, classnames, self.templates, self.text_batch_size).to(device)
         kmax = min(max(self.topk), len(classnames))
         metric_logger = MetricLogger(delimiter="  ")
-        results, counter = [], 0
+        results, counter, pairs = [], 0, []
         with torch.no_grad():
             for samples in metric_logger.log_every(data_loader, 10, "Zero-shot"):
                 z = image_features(model, samples["image"], ("image_embeds_proj",), normalize=True).float()
                 top = topk_predictions(z @ class_embeds.t(), kmax).cpu().tolist()
                 results.extend(_prediction_rows(samples, top, first_id=counter))
                 counter += len(samples["label"])
+                labels = torch.as_tensor(samples["label"], device=class_embeds.device)
+                pairs.append((z.cpu(), class_embeds[labels].cpu()))
+        self._gap_pairs = (torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])) if pairs else None
         wait_for_all_ranks()
         return results
 
@@ -156,5 +175,24 @@ class ZeroShotClassificationTask(ClassificationEvalMixin, BaseTask):
         metrics = {f"top{k}": v for k, v in acc.items()}
         metrics.update({"agg_metrics": headline_accuracy(acc), "num_samples": len(rows),
                         "num_classes": self.num_classes})
+        metrics.update(self._image_class_gap(split_name))
         self.log_metrics(split_name, metrics)
         return metrics
+
+    def _image_class_gap(self, split_name):
+        """``gap_*`` of the (image, true-class embedding) pairs of the last evaluation, and its picture with
+        ``plot_gap``; ``{}`` under torchrun (module docstring)."""
+        pairs, self._gap_pairs = self._gap_pairs, None
+        if pairs is None or pairs[0].size(0) < 2:
+            return {}
+        if world_info()[1] > 1:
+            logging.info("zero-shot: the image/class-text gap is computed in single-process runs only")
+            return {}
+        gap = modality_gap(*pairs)
+        if self.plot_gap:
+            from lavis_latent.metrics.gap_plot import plot_modality_gap
+
+            path = os.path.join(registry.get_path("output_dir"), f"gap_{split_name}.png")
+            plot_modality_gap(*pairs, path, title=f"zero-shot {split_name}: images and their class prompts", gap=gap)
+            self.gap_plots.append(path)
+        return {f"gap_{k}": v for k, v in gap.items()}
