@@ -12,6 +12,8 @@ import urllib.error
 import urllib.request
 
 import pytest
+import torch
+import torch.hub
 from lavis.common.registry import registry
 from omegaconf import OmegaConf
 
@@ -214,6 +216,7 @@ def test_checkpoint_url_offline_is_named_before_anything_is_built(
         skip):
     mode, calls = offline
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # a torch.hub.set_dir elsewhere would pin it
     # the plugin's tiny model given a URL; LAVIS's own model with nothing but its default config
     plugin = arch == "albef_latent_retrieval"
     model = {**TINY, "pretrained": url} if plugin else {"arch": arch, "model_type": model_type}
@@ -236,6 +239,7 @@ def test_checkpoint_url_offline_is_named_before_anything_is_built(
 def test_checkpoint_in_the_download_cache_passes(session_cache_root, blocked, model_built_stops, monkeypatch,
                                                  local_data, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # a torch.hub.set_dir elsewhere would pin it
     yaml = write_yaml(tmp_path, "coco_retrieval", {"train": local(local_data["train"]), "val": None, "test": None},
                       local_data["images"], model={**TINY, "pretrained": ALBEF_PTH})
     os.makedirs(os.path.dirname(hub_cache_path(ALBEF_PTH)))
