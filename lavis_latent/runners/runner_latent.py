@@ -10,6 +10,8 @@ Everything else (optimiser, schedulers, loaders, train/eval loop, checkpoint for
   cuda; here the task is told the run's device, as an argument.
 * ``train_epoch``: the plugin's tasks (:class:`~lavis_latent.tasks.train_loop.LossTermsMixin`) take the step to
   start at and a step hook as arguments of their ``train_epoch`` (the runner-task contract).
+* ``scaler``: a GradScaler only for float16 on CUDA (LAVIS makes one for any ``run.amp``, disabled off CUDA); the
+  precision itself (``run.amp``, ``run.amp_dtype``; bfloat16 on CPU) is the task's (:mod:`lavis_latent.tasks.precision`).
 * ``setup_output_dir``: a relative ``run.output_dir`` resolves against the working directory (LAVIS resolves it
   inside its own package, i.e. site-packages), and a second runner in one process may register its paths.
 * ``evaluate`` / ``train_epoch``: the test results are written to log.txt (``test_*``), as the validation ones
@@ -48,6 +50,7 @@ from lavis_latent.common import progress
 from lavis_latent.runners.loaders import ResumableIterLoader
 from lavis_latent.runners.patches import lavis_runtime_patches
 from lavis_latent.runners.state import atomic_link, atomic_save, gather_rng_states, rng_state, set_rng_state
+from lavis_latent.tasks.precision import run_amp_policy
 from lavis_latent.tasks.train_loop import LossTermsMixin
 
 CHECKPOINT_FORMAT = 1
@@ -69,6 +72,16 @@ class RunnerLatent(RunnerBase):
         self._rng_snapshot = None  # every rank's RNG states at the last point all ranks passed together
         self._val_improved = False
         self._in_test = False
+        self.amp_policy = run_amp_policy(run_cfg, self.cuda_enabled)  # checks run.amp_dtype before any work
+
+    @property
+    def scaler(self):
+        """A GradScaler only where the run needs one: ``run.amp`` with float16 on CUDA. (LAVIS makes one for any
+        ``run.amp``, also on CPU, where it is disabled and its autocast is CUDA-only; see
+        :mod:`lavis_latent.tasks.precision`.)"""
+        if self._scaler is None and self.amp_policy.scaler:
+            self._scaler = torch.amp.GradScaler("cuda")
+        return self._scaler
 
     @property
     def checkpoint_every_n_steps(self):

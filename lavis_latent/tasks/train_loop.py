@@ -8,6 +8,18 @@ inf: the step is skipped with a warning that names the offending terms, and afte
 (default 5) such steps in a row the run stops with ``NonFiniteLossError``; the checkpoints already written stay
 intact. Under ``torchrun`` the ranks agree on skipping, so DDP never waits on a rank that skipped.
 
+Gradient accumulation (``run.accum_grad_iters: k``): each micro-batch's loss is divided by ``k`` before
+``backward`` and the optimizer steps every ``k`` micro-batches, so ``k`` micro-batches of ``b`` samples give the
+gradient of one batch of ``k*b`` for a loss that is a mean over samples (LAVIS 1.0.2 does not divide: its gradient
+is ``k`` times that, LAVIS issue #225). The contrastive terms are not such a loss: their negatives come from one
+micro-batch (and ALBEF's queue), so ``k`` micro-batches of ``b`` are ``k`` softmaxes over ``b`` candidates, not one
+over ``k*b``; accumulation averages them, it does not enlarge the batch they contrast. The logged terms stay the
+per-micro-batch values. A micro-batch skipped as non-finite zeroes the gradients, which discards the micro-batches
+already accumulated in its window: the warning says how many.
+
+Precision: ``run.amp`` autocasts the forward pass on CUDA (float16 with a GradScaler, or ``run.amp_dtype:
+bfloat16``) and on CPU (bfloat16); see :mod:`lavis_latent.tasks.precision`.
+
 The contract with ``runner_latent`` (the methods it calls, everything passed as arguments):
 
 * ``setup_task(cfg)``: the task keeps ``cfg.run_cfg`` as ``run_cfg``, its only source of ``run:`` settings;
@@ -23,11 +35,13 @@ import os
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from lavis.common.logger import MetricLogger, SmoothedValue
 from lavis.common.registry import registry
 from lavis.datasets.data_utils import prepare_sample
 
 from lavis_latent.regularizers.distributed import world_info
+from lavis_latent.tasks.precision import amp_policy, autocast, run_amp_policy
 
 
 class NonFiniteLossError(RuntimeError):
@@ -44,11 +58,23 @@ def _any_rank(flag, device):
 
 
 def _grads_finite(model):
-    """Whether every parameter gradient is finite (one fused norm over all of them)."""
+    """Whether every parameter gradient is finite (one fused norm over all of them: ``torch._foreach_norm``, as
+    ``clip_grad_norm_``; one host sync)."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     if not grads:
         return True
-    return bool(torch.isfinite(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+    norms = torch._foreach_norm(grads) if hasattr(torch, "_foreach_norm") else [torch.linalg.vector_norm(g)
+                                                                                  for g in grads]
+    return bool(torch.isfinite(torch.linalg.vector_norm(torch.stack(norms))))
+
+
+def _grads_finite_on_all_ranks(model, device):
+    """:func:`_grads_finite` agreed by every rank. Under DDP the gradients were already all-reduced by
+    ``backward`` (the loop never uses ``no_sync``), so every rank holds the same ones and the local answer is the
+    global one: no extra all-reduce per step."""
+    if isinstance(model, DistributedDataParallel):
+        return _grads_finite(model)
+    return not _any_rank(not _grads_finite(model), device)
 
 
 class LossTermsMixin:
@@ -89,6 +115,21 @@ class LossTermsMixin:
         """``run.<key>`` of the config, or ``default`` (also for a task built without a config)."""
         value = self.run_cfg.get(key, default) if self.run_cfg is not None else default
         return default if value is None else value
+
+    def _amp_policy(self, cuda_enabled, scaler):
+        """The precision of the forward pass (:mod:`lavis_latent.tasks.precision`): ``run.amp`` / ``run.amp_dtype``
+        of the run config; for a task built without one, LAVIS's rule (autocast when the runner made a scaler)."""
+        if self.run_cfg is None:
+            return amp_policy(scaler is not None, None, cuda_enabled)
+        return run_amp_policy(self.run_cfg, cuda_enabled)
+
+    def _discard_window(self, optimizer, bad_terms):
+        """Skip a step: zero the gradients, which also discards the micro-batches already accumulated in this
+        ``accum_grad_iters`` window (kept in ``_last_discarded`` for the warning)."""
+        optimizer.zero_grad()
+        self._last_bad_terms = bad_terms
+        self._last_discarded = getattr(self, "_accumulated", 0)
+        self._accumulated = 0
 
     def _tensorboard(self):
         if not self._run_setting("tensorboard", False):
@@ -141,7 +182,8 @@ class LossTermsMixin:
                 bad_in_a_row = 0
             else:
                 skipped += 1
-                bad_in_a_row = self._note_nonfinite(epoch, i, self._last_bad_terms, bad_in_a_row, max_bad)
+                bad_in_a_row = self._note_nonfinite(epoch, i, self._last_bad_terms, bad_in_a_row, max_bad,
+                                                    self._last_discarded, accum_grad_iters)
             if after_step is not None:
                 after_step(epoch=epoch, step=i + 1, iters_per_epoch=iters_per_epoch)
         self._bad_in_a_row = bad_in_a_row
@@ -174,62 +216,73 @@ class LossTermsMixin:
 
     def _train_one_step(self, i, epoch, inner_epoch, iters_per_epoch, model, data_loader, optimizer, lr_scheduler,
                         scaler, cuda_enabled, accum_grad_iters, metric_logger, writer):
-        """One iteration of LAVIS's loop; returns False (and sets ``_last_bad_terms``) when it was skipped because
-        the loss, a loss term or (without AMP) a gradient was not finite on some rank."""
-        use_amp = scaler is not None
+        """One iteration of LAVIS's loop; returns False (and sets ``_last_bad_terms``, ``_last_discarded``) when it
+        was skipped because the loss, a loss term or (without a GradScaler) a gradient was not finite on some rank.
+
+        The loss is divided by ``accum_grad_iters`` before ``backward`` (module docstring); the logged terms are the
+        micro-batch's own. All terms are read back to the host in one transfer.
+        """
         samples = next(data_loader)
         samples = prepare_sample(samples, cuda_enabled=cuda_enabled)
         samples.update({"epoch": inner_epoch, "num_iters_per_epoch": iters_per_epoch, "iters": i})
 
         lr_scheduler.step(cur_epoch=inner_epoch, cur_step=i)
 
-        with torch.autocast(device_type="cuda", enabled=use_amp):
+        with autocast(self._amp_policy(cuda_enabled, scaler)):
             loss = self.train_step(model=model, samples=samples)
-        terms = getattr(self, "last_loss_terms", {"loss": loss.detach()})
+        terms = getattr(self, "last_loss_terms", None) or {"loss": loss.detach()}
+        names = list(terms)
+        host = torch.stack([terms[n].float() for n in names] + [loss.detach().float()]).tolist()  # one host sync
+        values, loss_value = dict(zip(names, host[:-1])), host[-1]
 
-        bad_terms = {k: float(v) for k, v in terms.items() if not math.isfinite(float(v))}
-        if _any_rank(bool(bad_terms) or not torch.isfinite(loss).item(), loss.device):
-            optimizer.zero_grad()
-            self._last_bad_terms = bad_terms or {"loss": float(loss)}
+        bad_terms = {k: v for k, v in values.items() if not math.isfinite(v)}
+        if _any_rank(bool(bad_terms) or not math.isfinite(loss_value), loss.device):
+            self._discard_window(optimizer, bad_terms or {"loss": loss_value})
             return False
 
-        if use_amp:
+        k = max(1, int(accum_grad_iters))
+        loss = loss / k if k > 1 else loss
+        if scaler is not None:
             scaler.scale(loss).backward()
         else:
             loss.backward()
+        self._accumulated = getattr(self, "_accumulated", 0) + 1
 
-        if (i + 1) % accum_grad_iters == 0:
-            if use_amp:  # GradScaler already skips steps with inf/NaN gradients
+        if (i + 1) % k == 0:
+            if scaler is not None:  # GradScaler already skips steps with inf/NaN gradients
                 scaler.step(optimizer)
                 scaler.update()
-            elif _any_rank(not _grads_finite(model), loss.device):
-                optimizer.zero_grad()
-                self._last_bad_terms = {"gradients": float("nan")}
+            elif not _grads_finite_on_all_ranks(model, loss.device):
+                self._discard_window(optimizer, {"gradients": float("nan")})
                 return False
             else:
                 optimizer.step()
             optimizer.zero_grad()
+            self._accumulated = 0
 
         if "lr" not in metric_logger.meters:
             metric_logger.add_meter("lr", SmoothedValue(window_size=1, fmt="{value:.6f}"))
             metric_logger.add_meter("loss", SmoothedValue(window_size=1, fmt="{value:.4f}"))
-        metric_logger.update(**{k: float(v) for k, v in terms.items()})
+        metric_logger.update(**values)
         metric_logger.update(lr=optimizer.param_groups[0]["lr"])
         if writer is not None:
             step = inner_epoch * iters_per_epoch + i
-            for k, v in terms.items():
-                writer.add_scalar(f"train/{k}", float(v), step)
+            for k, v in values.items():
+                writer.add_scalar(f"train/{k}", v, step)
             writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
         return True
 
     @staticmethod
-    def _note_nonfinite(epoch, step, bad_terms, bad_in_a_row, max_bad):
-        """Warn about a skipped step; raise ``NonFiniteLossError`` once ``max_bad`` steps in a row were skipped."""
+    def _note_nonfinite(epoch, step, bad_terms, bad_in_a_row, max_bad, discarded=0, accum_grad_iters=1):
+        """Warn about a skipped step, with the ``discarded`` micro-batch gradients of its accumulation window;
+        raise ``NonFiniteLossError`` once ``max_bad`` steps in a row were skipped."""
         bad_in_a_row += 1
         names = ", ".join(f"{k}={v}" for k, v in bad_terms.items())
+        lost = (f"; the gradients of {discarded} micro-batch(es) accumulated in this window "
+                f"(run.accum_grad_iters={accum_grad_iters}) are discarded with it" if discarded else "")
         logging.warning(
-            "epoch %d step %d: non-finite %s; step skipped (%d in a row, limit run.max_nonfinite_steps=%d)",
-            epoch, step, names, bad_in_a_row, max_bad,
+            "epoch %d step %d: non-finite %s; step skipped%s (%d in a row, limit run.max_nonfinite_steps=%d)",
+            epoch, step, names, lost, bad_in_a_row, max_bad,
         )
         if bad_in_a_row >= max_bad:
             raise NonFiniteLossError(
