@@ -13,6 +13,8 @@ import time
 
 import torch
 
+from lavis_latent.tasks.precision import amp_policy
+
 from benchmarks import common
 from benchmarks.cost_models import BERT_BASE_VOCAB, PROJECTS_DIR, model_bytes
 
@@ -29,9 +31,9 @@ class AmpTrainer:
 
     def __init__(self, model, device):
         self.device = torch.device(device)
-        cuda = self.device.type == "cuda"
-        # ``run.amp: True``: float16 + GradScaler on CUDA (LAVIS's), bfloat16 without a scaler on CPU
-        self.dtype, self.use_scaler = (torch.float16, True) if cuda else (torch.bfloat16, False)
+        # the training loop's ``run.amp: True``: float16 + GradScaler on CUDA (LAVIS's), bfloat16 without one on CPU
+        policy = amp_policy(True, cuda=self.device.type == "cuda")
+        self.dtype, self.use_scaler = policy.dtype, policy.scaler
         self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.0,
                                            weight_decay=0.05)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_scaler)

@@ -14,7 +14,7 @@ CLIP part (default; in-process, the tiny ``clip_latent`` on the demo world, see 
 * the information-gap sweep: the same at ``--sweep-gaps`` (how many modality-specific attributes each modality
   has, see ``lavis_latent.datasets.demo_data``), weight ``--sweep-weight``, for inmodal and each method.
 
-ALBEF part (``--frameworks albef``; through LAVIS's runner with the demo configs, ``lavis_latent.demo``): baseline,
+ALBEF part (``--frameworks albef``; ``blip`` runs the same grid on BLIP, retrieval only; through LAVIS's runner with the demo configs, ``lavis_latent.demo``): baseline,
 inmodal and each method at ``--weights``, per seed, pretraining then fine-tuning each of ``--albef-tasks``
 (retrieval R@1, VQA, NLVR2, SNLI-VE accuracy). About 4 min per run and task on 2 cores: hours for the full grid.
 
@@ -56,7 +56,7 @@ METRICS = [  # (key in the run result, column title)
 def parse_args(argv=None):
     """The command line's options (``argv``: a list of arguments, default ``sys.argv[1:]``)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--frameworks", default="clip", help="comma-separated: clip, albef")
+    p.add_argument("--frameworks", default="clip", help="comma-separated: clip, albef, blip")
     p.add_argument("--weights", default="0.1,1.0", help="regularizer weights to compare")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--info-gap", type=float, default=0.5, help="the demo world's information gap for the main grid")
@@ -248,9 +248,9 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
-    unknown = set(frameworks) - {"clip", "albef"}
+    unknown = set(frameworks) - {"clip", "albef", "blip"}
     if unknown:
-        raise SystemExit(f"unknown framework(s) {sorted(unknown)}; choose from clip, albef")
+        raise SystemExit(f"unknown framework(s) {sorted(unknown)}; choose from clip, albef, blip")
     weights, seeds = _floats(args.weights), _ints(args.seeds)
     if args.quick:
         weights, seeds, args.steps, args.sweep_gaps = weights[-1:], seeds[:1], 5, ""
@@ -263,10 +263,11 @@ def main(argv=None):
         write_json(os.path.join(args.output_dir, "quality.json"), report)
         text = render_clip(report, args.output_dir)
         print("\n".join(text[8:]), flush=True)
-    if "albef" in frameworks:
-        from benchmarks import quality_albef
+    for model in ("albef", "blip"):
+        if model in frameworks:
+            from benchmarks import quality_albef
 
-        quality_albef.run(args, weights, seeds, info)
+            quality_albef.run(args, weights, seeds, info, model)
     log(f"done in {(time.time() - started) / 60:.1f} min")
     return True
 

@@ -1,4 +1,5 @@
-"""ALBEF part of ``benchmarks.quality``: the demo pipeline (LAVIS's runner, ``projects/demo``) per model and seed.
+"""ALBEF and BLIP parts of ``benchmarks.quality``: the demo pipeline (LAVIS's runner, ``projects/demo``) per model
+and seed (``--frameworks albef`` / ``blip``; BLIP: retrieval only).
 
 Rows: ``baseline`` (ALBEF as LAVIS has it), ``inmodal`` (ALBEF + the in-modal V2V/T2T terms, the paper's base
 loss up to a factor, see ``LatentStructure``) and ``fs`` / ``bb`` / ``gc`` at each weight on top of the demo's
@@ -26,35 +27,38 @@ def albef_configs(weights):
     return rows
 
 
-def one_run(name, variant, options, seed, tasks, out_root, verbose=False):
-    """Pretrain + fine-tune one row for one seed with the demo's configs; returns the flat metrics."""
+def one_run(name, variant, options, seed, tasks, out_root, verbose=False, model="albef"):
+    """Pretrain + fine-tune one row for one seed with the demo's configs of ``model``; returns the flat metrics."""
     out = os.path.join(out_root, name.replace(" ", "_").replace("=", ""), f"seed{seed}")
     started = time.time()
     row = demo.run_variant(variant, demo.DEFAULT_PROJECTS, out, [*options, f"run.seed={seed}"], tasks=tasks,
-                           verbose=verbose)
+                           verbose=verbose, model=model)
     res = {"seed": seed, "seconds": time.time() - started}
     res.update({k: row["test"].get(k, float("nan")) for k in ("txt_r1", "img_r1", "gap_centroid_distance")})
     for task in tasks:
         if task != "retrieval":
             res[task] = demo.task_accuracy(task, row["downstream"][task]["test"])
-    log(f"ALBEF {name:10s} seed {seed}: " + " ".join(f"{k}={v:.2f}" for k, v in res.items() if k not in ("seed",)))
+    log(f"{model.upper()} {name:10s} seed {seed}: " + " ".join(f"{k}={v:.2f}" for k, v in res.items() if k not in ("seed",)))
     return res
 
 
-def run(args, weights, seeds, info):
-    """Run the ALBEF grid and write ``quality_albef.md`` / ``.json`` (with ``--albef-tag T``:
-    ``quality_albef_T.*``, one part of a grid split across processes; merge with ``--render-albef``)."""
+def run(args, weights, seeds, info, model="albef"):
+    """Run the grid of ``model`` (``albef`` or ``blip``) and write ``quality_<model>.md`` / ``.json`` (with
+    ``--albef-tag T``: ``quality_<model>_T.*``, one part of a grid split across processes; merge with
+    ``--render-albef``)."""
     tasks = demo.parse_tasks(args.albef_tasks)
-    out_root = os.path.abspath(os.path.join("output", "benchmarks", "quality_albef"))
+    if model != "albef" and tasks != ["retrieval"]:
+        raise SystemExit(f"--albef-tasks {args.albef_tasks}: {model} runs retrieval only")
+    out_root = os.path.abspath(os.path.join("output", "benchmarks", f"quality_{model}"))
     started = time.time()
     results = {}
     for name, variant, options in albef_configs(weights):
         for seed in seeds:
-            row = one_run(name, variant, options, seed, tasks, out_root, args.verbose)
+            row = one_run(name, variant, options, seed, tasks, out_root, args.verbose, model)
             results.setdefault(name, []).append(row)
     report = {"command": command_line(), "args": vars(args), "machine": info, "tasks": tasks, "results": results,
-              "minutes": (time.time() - started) / 60}
-    stem = "quality_albef" + (f"_{args.albef_tag}" if args.albef_tag else "")
+              "minutes": (time.time() - started) / 60, "model": model}
+    stem = f"quality_{model}" + (f"_{args.albef_tag}" if args.albef_tag else "")
     write_json(os.path.join(args.output_dir, stem + ".json"), report)
     lines = render([report], args.output_dir, stem)
     print("\n".join(lines), flush=True)
@@ -74,7 +78,8 @@ def render(reports, output_dir, stem="quality_albef"):
                            [[name, len(runs)] + [cell(runs, key) for key, _ in keys] for name, runs in results.items()])
     seeds = sorted({r["seed"] for runs in results.values() for r in runs})
     commands = "; ".join(f"`{rep['command']}` ({rep['minutes']:.1f} min)" for rep in reports)
-    text = ["# Quality: tiny ALBEF on the embedded demo world (LAVIS runner, demo configs)", "",
+    model = reports[0].get("model", "albef").upper()
+    text = [f"# Quality: tiny {model} on the embedded demo world (LAVIS runner, demo configs)", "",
             f"Machine: {machine_description(reports[0]['machine'])}.", "",
             f"Command{'s, run side by side' if len(reports) > 1 else ''}: {commands}.", "",
             f"Seeds {', '.join(map(str, seeds))}; tasks {', '.join(tasks)}; each run pretrains 8 epochs on 400 images "

@@ -1,23 +1,27 @@
 """``python -m lavis_latent.demo``: the embedded, offline end-to-end run (``make demo``).
 
-Two frameworks (``--frameworks albef,clip``, both by default). ALBEF: for each variant (baseline and the
-regularized ones), it pretrains a tiny ALBEF on the embedded data with
-``projects/demo/albef_pretrain[_<variant>].yaml``, fine-tunes it for retrieval from the last pretraining checkpoint
-with ``projects/demo/albef_retrieval[_<variant>].yaml``, evaluates on the test split, and prints one table:
-retrieval R@1/5/10 both ways, the modality-gap measures, and each pretraining loss term's final epoch average.
-Every run goes through LAVIS's task, builders and runner (``lavis_latent.train``), so each leaves LAVIS's
-``log.txt``, ``evaluate.txt`` and checkpoints in its output folder.
+The default is the compact run (about 3 minutes on 2 cores): the CLIP part below, zero-shot only, for the untrained
+model, plain CLIP, the paper's base loss and each regularizer, with the gap between each image and its class prompt
+and its picture. ``--full`` runs the full study:
 
-``--tasks`` adds the paper's other downstream tasks (Table 4), each fine-tuned from the same pretraining checkpoint
-and tested on the embedded test split: ``vqa`` (``albef_vqa[_<variant>].yaml``, VQA accuracy), ``nlvr``
+ALBEF and BLIP (``--frameworks albef,blip,clip``, all three by default): for each variant (baseline and the
+regularized ones), it pretrains the tiny model on the embedded data with
+``projects/demo/<albef|blip>_pretrain[_<variant>].yaml``, fine-tunes it for retrieval from the last pretraining
+checkpoint with ``<albef|blip>_retrieval[_<variant>].yaml``, evaluates on the test split, and prints one table per
+model: retrieval R@1/5/10 both ways, the modality-gap measures, and each pretraining loss term's final epoch average.
+Every run goes through LAVIS's task, builders and runner (``lavis_latent.train``), so each leaves LAVIS's
+``log.txt``, ``evaluate.txt`` and checkpoints in its output folder (and the quiet console's ``console.log``).
+
+``--tasks`` (ALBEF) adds the paper's other downstream tasks (Table 4), each fine-tuned from the same pretraining
+checkpoint and tested on the embedded test split: ``vqa`` (``albef_vqa[_<variant>].yaml``, VQA accuracy), ``nlvr``
 (ALBEF's text-assignment step ``albef_nlvr_ta.yaml``, then ``albef_nlvr[_<variant>].yaml``, accuracy) and
 ``snli_ve`` (``albef_snli_ve[_<variant>].yaml``, accuracy); ``--tasks all`` runs the four and prints a second,
 Table-4-like table (retrieval R@1, VQA, NLVR2 and SNLI-VE accuracy per variant).
 
 CLIP (:mod:`lavis_latent.demo_clip`): for ``--clip-variants`` (``baseline`` = plain CLIP, ``inmodal`` = the paper's
 base loss, ``fs``, ``bb``, ``gc``; plus the ``untrained`` row: the random initialisation), a tiny two-tower model
-is pretrained on the embedded digits captions and evaluated by zero-shot classification and a linear probe on the
-digits test split: a Table-1-like and a Table-3-like table.
+is pretrained on the embedded digits captions and evaluated by zero-shot classification and (``--full``) a linear
+probe on the digits test split: a Table-1-like and a Table-3-like table.
 """
 import argparse
 import functools
@@ -32,6 +36,7 @@ from lavis_latent.common.paths import PACKAGE_ROOT
 from lavis_latent.runners.state import last_checkpoint
 
 VARIANTS = ("baseline", "fs", "bb", "gc", "all")
+FRAMEWORKS = ("albef", "blip", "clip")
 #: the compact run (the default): the CLIP variants, zero-shot only
 QUICK_CLIP_VARIANTS = (demo_clip.RANDOM_INIT, "baseline", "inmodal", "fs", "bb", "gc")
 TASKS = ("retrieval", "vqa", "nlvr", "snli_ve")
@@ -73,26 +78,31 @@ def pretrain_losses(runner):
     return {k: float(v) for k, v in (runner.last_train_stats or {}).items() if k.startswith("loss")}
 
 
-def run_variant(variant, projects_dir, output_root, extra_options=(), tasks=("retrieval",), verbose=False):
-    """Pretrain one variant, fine-tune and test each of ``tasks`` from its checkpoint; returns a row of the demo
-    tables (dict; downstream tasks under ``downstream``; ``plot``: the test split's modality-gap PNG)."""
+def run_variant(variant, projects_dir, output_root, extra_options=(), tasks=("retrieval",), verbose=False,
+                model="albef"):
+    """Pretrain one variant of ``model`` (``albef`` or ``blip``: ``projects/demo/<model>_pretrain[_<variant>].yaml``),
+    fine-tune and test each of ``tasks`` from its checkpoint (BLIP: retrieval only); returns a row of the demo tables
+    (dict; downstream tasks under ``downstream``; ``plot``: the test split's modality-gap PNG)."""
+    downstream = [t for t in tasks if t != "retrieval"]
+    if model != "albef" and downstream:
+        raise ValueError(f"the demo fine-tunes {', '.join(downstream)} for ALBEF only; {model} runs retrieval")
     started = time.time()
-    out = os.path.join(output_root, variant)
-    pretrain = run_quietly("train", variant_config(projects_dir, "albef_pretrain", variant),
-                           os.path.join(out, "pretrain"), extra_options, desc=f"ALBEF {variant}: pretrain",
+    name = model.upper()
+    out = os.path.join(output_root, variant) if model == "albef" else os.path.join(output_root, model, variant)
+    pretrain = run_quietly("train", variant_config(projects_dir, f"{model}_pretrain", variant),
+                           os.path.join(out, "pretrain"), extra_options, desc=f"{name} {variant}: pretrain",
                            verbose=verbose)
     ckpt = last_checkpoint(str(pretrain.output_dir))
     row = {"variant": variant, "test": {}, "pretrain_losses": pretrain_losses(pretrain),
-           "pretrain_dir": str(pretrain.output_dir)}
+           "pretrain_dir": str(pretrain.output_dir), "framework": model}
     if "retrieval" in tasks:
-        finetune = run_quietly("train", variant_config(projects_dir, "albef_retrieval", variant),
+        finetune = run_quietly("train", variant_config(projects_dir, f"{model}_retrieval", variant),
                                os.path.join(out, "retrieval"),
                                ["model.pretrained=" + ckpt, "run.plot_gap=True", *extra_options],
-                               desc=f"ALBEF {variant}: retrieval fine-tune", verbose=verbose)
+                               desc=f"{name} {variant}: retrieval fine-tune", verbose=verbose)
         row["test"] = (finetune.last_test_logs or {}).get("test") or {}
         row["retrieval_dir"] = str(finetune.output_dir)
         row["plot"] = gap_plot_path(finetune)
-    downstream = [t for t in tasks if t != "retrieval"]
     if downstream:
         row["downstream"] = {t: finetune_task(t, variant, projects_dir, out, ckpt, extra_options, verbose)
                              for t in downstream}
@@ -168,9 +178,11 @@ def parse_args(argv=None):
     parser.add_argument("--verbose", action="store_true",
                         help="show LAVIS's console output (run parameters, per-iteration logs) instead of progress bars")
     parser.add_argument("--frameworks", default=None,
-                        help="with --full: comma-separated subset of albef,clip (default: both; the compact run is CLIP)")
+                        help="with --full: comma-separated subset of albef,blip,clip (default: all three; the compact "
+                             "run is CLIP)")
     parser.add_argument("--variants", default=None,
-                        help=f"with --full: ALBEF, comma-separated subset of {','.join(VARIANTS)} (default: all)")
+                        help=f"with --full: ALBEF and BLIP, comma-separated subset of {','.join(VARIANTS)} (default: "
+                             "all)")
     parser.add_argument("--clip-variants", default=None,
                         help=f"CLIP: comma-separated subset of {demo_clip.RANDOM_INIT!r},{','.join(demo_clip.VARIANTS)} "
                              "(default: all)")
@@ -229,11 +241,12 @@ def summary_line(row):
     return f"{row['variant']}: {text}{gap} ({row['seconds']:.0f} s)"
 
 
-def _albef_tables(rows, tasks):
+def _retrieval_tables(rows, blip_rows, tasks):
     tables = []
-    if rows and "retrieval" in tasks:
-        tables.append(("Retrieval on the embedded test split (tiny ALBEF, pretrain + fine-tune per variant; 50 images, "
-                       "150 captions, one seed):", format_table(rows)))
+    for name, these in (("ALBEF", rows), ("BLIP", blip_rows)):
+        if these and "retrieval" in tasks:
+            tables.append((f"Retrieval on the embedded test split (tiny {name}, pretrain + fine-tune per variant; 50 "
+                           "images, 150 captions, one seed):", format_table(these)))
     if rows and any(t != "retrieval" for t in tasks):
         tables.append(("Downstream tasks on the embedded test split, each fine-tuned from the variant's pretraining "
                        "checkpoint (accuracy %; the paper's Table 4 protocol):", format_downstream_table(rows, tasks)))
@@ -265,11 +278,13 @@ def combined_picture(rows, path):
 
 
 def main(argv=None):
-    """Run the demo and print its tables; returns the rows (ALBEF rows, then CLIP rows with ``framework: clip``)."""
+    """Run the demo and print its tables; returns the rows (ALBEF, BLIP, then CLIP rows; ``framework`` says which)."""
     args = parse_args(argv)
     quick = not args.full
-    frameworks = ["clip"] if quick else _names(args.frameworks or "albef,clip", ("albef", "clip"), "framework(s)")
-    variants = _names(args.variants or ",".join(VARIANTS), VARIANTS, "variant(s)") if "albef" in frameworks else []
+    frameworks = ["clip"] if quick else _names(args.frameworks or ",".join(FRAMEWORKS), FRAMEWORKS, "framework(s)")
+    variants = _names(args.variants or ",".join(VARIANTS), VARIANTS, "variant(s)")
+    blip_variants = variants if "blip" in frameworks else []
+    variants = variants if "albef" in frameworks else []
     default_clip = ",".join(QUICK_CLIP_VARIANTS if quick else (demo_clip.RANDOM_INIT, *demo_clip.VARIANTS))
     clip_variants = (_names(args.clip_variants or default_clip, (demo_clip.RANDOM_INIT, *demo_clip.VARIANTS),
                             "CLIP variant(s)") if "clip" in frameworks else [])
@@ -277,8 +292,12 @@ def main(argv=None):
     output_root = os.path.abspath(args.output_dir)
     common = dict(projects_dir=args.projects_dir, output_root=output_root, extra_options=args.options,
                   verbose=args.verbose)
+    if blip_variants and any(t != "retrieval" for t in tasks):
+        raise SystemExit("--tasks other than retrieval are ALBEF's: add --frameworks albef (or albef,clip)")
     plan = [(f"ALBEF {v}: pretrain, {' + '.join(tasks)}", functools.partial(run_variant, v, tasks=tasks, **common))
             for v in variants]
+    plan += [(f"BLIP {v}: pretrain, retrieval", functools.partial(run_variant, v, model="blip", **common))
+             for v in blip_variants]
     clip_what = "zero-shot" if quick else "zero-shot + linear probe"
     plan += [(f"CLIP {v}: {'' if v == demo_clip.RANDOM_INIT else 'pretrain, '}{clip_what}",
               functools.partial(demo_clip.run_variant, v, linear_probe=not quick, **common)) for v in clip_variants]
@@ -286,16 +305,16 @@ def main(argv=None):
           f"{len(plan)} runs. LAVIS's logs: console.log in each run's folder under {output_root}"
           + (" and the console" if args.verbose else ""), flush=True)
     results = run_plan(plan)
-    rows = results[:len(variants)]
-    clip_rows = [dict(r, framework="clip") for r in results[len(variants):]]
-    tables = _albef_tables(rows, tasks) + _clip_tables(clip_rows, quick)
+    rows, blip_rows = results[:len(variants)], results[len(variants):len(variants) + len(blip_variants)]
+    clip_rows = [dict(r, framework="clip") for r in results[len(variants) + len(blip_variants):]]
+    tables = _retrieval_tables(rows, blip_rows, tasks) + _clip_tables(clip_rows, quick)
     os.makedirs(output_root, exist_ok=True)
     pictures = [combined_picture(r, os.path.join(output_root, f"gap_{name}.png"))
-                for name, r in (("albef", rows), ("clip", clip_rows))]
+                for name, r in (("albef", rows), ("blip", blip_rows), ("clip", clip_rows))]
     with open(os.path.join(output_root, "demo_table.md"), "w") as f:
         f.write("\n\n".join(title + "\n\n" + table for title, table in tables) + "\n")
     with open(os.path.join(output_root, "demo_results.json"), "w") as f:
-        json.dump(rows + clip_rows, f, indent=2)
+        json.dump(rows + blip_rows + clip_rows, f, indent=2)
     for title, table in tables:
         print(f"\n{title}\n", flush=True)
         print(table)
@@ -304,7 +323,7 @@ def main(argv=None):
               flush=True)
     print(f"Tables: {os.path.join(output_root, 'demo_table.md')}; runs, logs and checkpoints under {output_root}",
           flush=True)
-    return rows + clip_rows
+    return rows + blip_rows + clip_rows
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@
 
 A family is one LAVIS recipe run once per variant: ``projects/_templates/albef/vqa.yaml.in`` gives
 ``projects/albef/vqa_{baseline,fs,bb,gc,all}.yaml``. The variants (their ``latent:`` blocks) are the tables
-``ALBEF`` and ``CLIP`` below; the families are ``FAMILIES``. The generated files are committed, so a LAVIS user reads
-(and runs) plain, complete LAVIS yamls; a test checks that they match this script's output byte for byte.
+``ALBEF``, ``BLIP`` and ``CLIP`` below; the families are ``FAMILIES``. The generated files are committed, so a LAVIS
+user reads (and runs) plain, complete LAVIS yamls; a test checks that they match this script's output byte for byte.
 
 Template syntax (a template is the family's yaml with these marks, standard library only, no yaml round trip, so
 comments are kept):
@@ -60,6 +60,17 @@ ALBEF = {
     "all": Variant("ALBEF + all three regularizers",
                    {"separation": SEPARATION, "bridge": ALBEF_BRIDGE, "geometric": ALBEF_GEOMETRIC}),
 }
+#: BLIP (pretraining and retrieval): ALBEF's variants, on LAVIS's BLIP (the same mixin and defaults)
+BLIP = {
+    "baseline": Variant("plain BLIP (ITC + ITM + LM), the reference", {}),
+    "inmodal": Variant("BLIP + the in-modal V2V + T2T terms (the paper's base loss L_Con, up to a factor)",
+                       {"inmodal": {"weight": 1.0}}),
+    "fs": Variant("BLIP + deep feature separation (paper Sec. 4.1)", {"separation": SEPARATION}),
+    "bb": Variant("BLIP + Brownian bridge (paper Sec. 4.2), t fixed to the paper's 0.25", {"bridge": ALBEF_BRIDGE}),
+    "gc": Variant("BLIP + geometric consistency (paper Sec. 4.3)", {"geometric": ALBEF_GEOMETRIC}),
+    "all": Variant("BLIP + all three regularizers",
+                   {"separation": SEPARATION, "bridge": ALBEF_BRIDGE, "geometric": ALBEF_GEOMETRIC}),
+}
 #: the CLIP two-tower model; every variant but the baseline trains with the paper's base loss L_Con (the templates'
 #: ``base_loss``), the inmodal variant with nothing else
 CLIP = {
@@ -94,9 +105,13 @@ CLIP_RUNS = ("baseline", "inmodal", "fs", "bb", "gc")
 FAMILIES = (
     Family("albef", PAPER_RUNS),
     *(Family(f"albef/{task}", PAPER_RUNS) for task in ("ret_coco", "ret_flickr", "vqa", "nlvr_ta", "nlvr", "snli_ve")),
+    Family("blip/pretrain", PAPER_RUNS, BLIP),
+    *(Family(f"blip/{task}", PAPER_RUNS, BLIP) for task in ("ret_coco", "ret_flickr")),
     Family("clip/clip", CLIP_RUNS, CLIP),
     Family("demo/albef_pretrain", DEMO_RUNS, bare_baseline=True),
     Family("demo/albef_retrieval", DEMO_RUNS, bare_baseline=True),
+    Family("demo/blip_pretrain", DEMO_RUNS, BLIP, bare_baseline=True),
+    Family("demo/blip_retrieval", DEMO_RUNS, BLIP, bare_baseline=True),
     *(Family(f"demo/albef_{task}", PAPER_RUNS, bare_baseline=True) for task in ("vqa", "nlvr", "snli_ve")),
     Family("demo/clip_pretrain", CLIP_RUNS, CLIP, bare_baseline=True),
 )

@@ -4,9 +4,10 @@
 point (``lavis_latent.train.build_run``: device-aware process group, seeds, task, datasets, model) and its runner
 (DDP, distributed sampler), then
 
-1. saves rank 0's initial weights and each rank's first training batch, runs ALBEF's forward on that batch and
-   backpropagates the latent contrastive terms computed with ``gather=True`` (``loss_inmodal``) plus the per-sample
-   ``loss_bridge``, averages the gradients over the ranks as DDP does and saves losses and gradients;
+1. saves rank 0's initial weights and each rank's first training batch, runs the model's (ALBEF's, BLIP's) forward
+   on that batch and backpropagates the latent contrastive terms computed with ``gather=True`` (``loss_inmodal``)
+   plus the per-sample ``loss_bridge``, averages the gradients over the ranks as DDP does and saves losses and
+   gradients (and whether BLIP's ``negative_all_rank`` was in effect);
 2. trains with ``runner.train()`` (DDP, all loss terms) and saves each rank's final weights.
 """
 import os
@@ -44,6 +45,7 @@ def main():
             dist.all_reduce(g)
             grads[name] = g / world
     torch.save({"rank": rank, "world": type(ddp).__name__, "backend": dist.get_backend(),
+                "negative_all_rank": bool(getattr(model, "negative_all_rank", False)),
                 "loss_inmodal": output["loss_inmodal"].detach(), "loss_bridge": output["loss_bridge"].detach(),
                 "grads": grads}, os.path.join(out, f"check{rank}.pt"))
     model.zero_grad(set_to_none=True)

@@ -66,3 +66,14 @@ def test_zero_shot_gap_is_each_image_against_its_class_embedding(tmp_path, monke
     assert gap["gap_centroid_distance"] == pytest.approx(expected["centroid_distance"])
     assert task.gap_plots == [os.path.join(str(tmp_path), "gap_test.png")] and _png(task.gap_plots[0])
     assert task._gap_pairs is None and task._image_class_gap("test") == {}  # the features are not kept
+
+
+def test_full_study_has_configs_for_every_framework_and_variant():
+    for model in ("albef", "blip"):
+        for stage in ("pretrain", "retrieval"):
+            for variant in demo.VARIANTS:
+                assert os.path.isfile(demo.variant_config(demo.DEFAULT_PROJECTS, f"{model}_{stage}", variant))
+    with pytest.raises(ValueError, match="ALBEF only"):
+        demo.run_variant("bb", demo.DEFAULT_PROJECTS, "unused", tasks=("retrieval", "vqa"), model="blip")
+    with pytest.raises(SystemExit, match="ALBEF's"):
+        demo.main(["--full", "--frameworks", "blip", "--tasks", "vqa"])

@@ -1,6 +1,7 @@
-"""``torchrun --nproc_per_node 2`` on CPU (gloo) through the training entry point: the ALBEF model's latent
-contrastive loss and its gradients on two ranks match one process on the concatenated batch (to 1e-5), and a short
-DDP training run (validation and checkpoints included) ends with equal weights on both ranks."""
+"""``torchrun --nproc_per_node 2`` on CPU (gloo) through the training entry point: the model's latent contrastive
+loss and its gradients on two ranks match one process on the concatenated batch (to 1e-5), and a short DDP training
+run (validation and checkpoints included) ends with equal weights on both ranks. For ALBEF, and for BLIP with LAVIS's
+``negative_all_rank`` (ITM negatives drawn from both ranks' batches, LAVIS's COCO recipe)."""
 import argparse
 import glob
 import json
@@ -19,15 +20,19 @@ from conftest import PROJECTS_DIR, REPO_ROOT
 
 WORLD = 2
 WORKER = os.path.join(REPO_ROOT, "tests", "_torchrun_worker.py")
+#: family -> (demo retrieval yaml, its own options)
+FAMILIES = {"albef": ("albef_retrieval_all.yaml", []),
+            "blip": ("blip_retrieval_all.yaml", ["model.negative_all_rank=true"])}
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, session_cache_root):
-    """Launch the 2-process run once; returns ``(out_dir, entry-point arguments)``."""
-    out = tmp_path_factory.mktemp("torchrun")
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def run(request, tmp_path_factory, session_cache_root):
+    """Launch the 2-process run once per family; returns ``(out_dir, entry-point arguments)``."""
+    yaml, family_options = FAMILIES[request.param]
+    out = tmp_path_factory.mktemp(f"torchrun_{request.param}")
     world = out / "world"
     gen = "datasets.demo_retrieval.build_info.generator"
-    argv = ["--cfg-path", os.path.join(PROJECTS_DIR, "demo", "albef_retrieval_all.yaml"), "--options",
+    argv = ["--cfg-path", os.path.join(PROJECTS_DIR, "demo", yaml), "--options", *family_options,
             f"{gen}.root={world}", f"{gen}.num_train=12", f"{gen}.num_val=4", f"{gen}.num_test=4",
             "model.latent.inmodal.weight=1.0",  # CyCLIP's in-modal terms: contrastive against the global batch
             "run.max_epoch=1", "run.batch_size_train=4", "run.k_test=2", "run.valid_splits=[val]",
@@ -64,10 +69,12 @@ def single_process(run):
     return output, grads, [torch.load(out / f"check{r}.pt") for r in range(WORLD)], batches
 
 
-def test_ranks_ran_ddp_with_gloo_on_different_data(single_process):
+def test_ranks_ran_ddp_with_gloo_on_different_data(single_process, run):
     _, _, ranks, batches = single_process
     assert [r["rank"] for r in ranks] == list(range(WORLD))
     assert all(r["world"] == "DistributedDataParallel" and r["backend"] == "gloo" for r in ranks)
+    # BLIP's negative_all_rank acts on more than one rank only
+    assert all(r["negative_all_rank"] == ("model.negative_all_rank=true" in run[1]) for r in ranks)
     assert not set(batches[0]["instance_id"]) & set(batches[1]["instance_id"])  # DistributedSampler split
 
 

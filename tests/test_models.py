@@ -1,4 +1,5 @@
-"""Registration, offline tiny types, LAVIS parity and checkpoint compatibility of the ALBEF models."""
+"""Registration, offline tiny types, LAVIS parity and checkpoint compatibility of the ALBEF models (the options
+shared with BLIP through the mixin are run on BLIP too; BLIP's own tests: test_blip_models.py)."""
 import pytest
 import torch
 
@@ -156,7 +157,8 @@ def test_bad_latent_key_fails_at_build_time():
 
 
 # ----- the augmented view (model.aug_view) -----------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["albef_latent_retrieval", "albef_latent_pretrain"])
+@pytest.mark.parametrize("name", ["albef_latent_retrieval", "albef_latent_pretrain", "blip_latent_retrieval",
+                                  "blip_latent_pretrain"])
 def test_data_view_is_the_momentum_encoding_of_the_second_view(name):
     """With the second view equal to the first, ``aug_view: data`` gives exactly ``aug_view: momentum``'s losses;
     with another second view only the regularizers change (LAVIS's losses, distillation included, read the
@@ -206,8 +208,9 @@ def test_data_view_without_second_view_names_the_fix():
         cls.from_config(tiny_config("albef_latent_retrieval", aug_view="augmented")[1])
 
 
-def test_retrieval_passes_image_ids_to_the_inmodal_terms():
-    cls, cfg = tiny_config("albef_latent_retrieval", latent={"inmodal": {}})
+@pytest.mark.parametrize("name", ["albef_latent_retrieval", "blip_latent_retrieval"])
+def test_retrieval_passes_image_ids_to_the_inmodal_terms(name):
+    cls, cfg = tiny_config(name, latent={"inmodal": {}})
     model = cls.from_config(cfg)
     samples = batch(8, paired=True)
     out = {}

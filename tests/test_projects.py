@@ -35,6 +35,10 @@ def test_projects_exist():
     assert "demo/albef_nlvr_ta.yaml" in names and "albef/nlvr_ta_all.yaml" in names
     for v in ("baseline", "inmodal", "fs", "bb", "gc"):
         assert f"clip/clip_{v}.yaml" in names
+    for v in ("baseline", "fs", "bb", "gc", "all"):
+        assert {f"blip/pretrain_{v}.yaml", f"blip/ret_coco_{v}.yaml", f"blip/ret_flickr_{v}.yaml"} <= names
+        suffix = "" if v == "baseline" else f"_{v}"
+        assert {f"demo/blip_pretrain{suffix}.yaml", f"demo/blip_retrieval{suffix}.yaml"} <= names
 
 
 def sample_batch(model, n=4):

@@ -1,11 +1,15 @@
 """Resume and non-finite steps through ``lavis_latent.train`` on CPU: a run killed (SIGKILL) in the middle of an
 epoch and resumed from its last checkpoint ends with the weights of an uninterrupted run; checkpoints are complete
 files that LAVIS can read; a run whose loss turns inf skips those steps, names the term, stops after
-``run.max_nonfinite_steps`` and leaves finite, unchanged weights and checkpoints."""
+``run.max_nonfinite_steps`` and leaves finite, unchanged weights and checkpoints. BLIP (same mixin, another LAVIS
+model) resumes from the mid-epoch checkpoint of its reference run, in this process, and skips non-finite steps
+alike."""
 import glob
 import hashlib
+import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,9 +21,11 @@ from lavis.runners.runner_base import RunnerBase
 
 from conftest import PROJECTS_DIR, REPO_ROOT
 from lavis_latent import train
+from lavis_latent.common import progress
 from lavis_latent.tasks import NonFiniteLossError
 
 YAML = os.path.join(PROJECTS_DIR, "demo", "albef_retrieval_all.yaml")
+BLIP_YAML = os.path.join(PROJECTS_DIR, "demo", "blip_retrieval_all.yaml")
 STEPS_PER_EPOCH = 6  # 16 images x 3 captions / batch 8
 
 
@@ -32,10 +38,10 @@ def world(tmp_path_factory, session_cache_root):
     return str(tmp_path_factory.mktemp("resume_world") / "world")
 
 
-def options(world, out, *extra):
+def options(world, out, *extra, yaml=YAML):
     """A 2-epoch retrieval run with validation, a checkpoint every 2 steps, no test split."""
     gen = "datasets.demo_retrieval.build_info.generator"
-    return ["--cfg-path", YAML, "--options", f"{gen}.root={world}", f"{gen}.num_train=16", f"{gen}.num_val=8",
+    return ["--cfg-path", yaml, "--options", f"{gen}.root={world}", f"{gen}.num_train=16", f"{gen}.num_val=8",
             f"{gen}.num_test=8", "run.max_epoch=2", "run.batch_size_train=8", "run.k_test=4", "run.test_splits=[]",
             "run.checkpoint_every_n_steps=2", f"run.output_dir={out}", *extra]
 
@@ -50,6 +56,23 @@ def uninterrupted(world, tmp_path_factory):
     out = tmp_path_factory.mktemp("uninterrupted")
     runner = train.main(options(world, out))
     return runner, model_state(runner)
+
+
+@pytest.fixture(scope="module")
+def blip_uninterrupted(world, tmp_path_factory):
+    """BLIP's reference run, in this process, keeping a copy of the checkpoint it wrote in the middle of its second
+    epoch (after step 2), as a run killed there would have left it. Returns ``(runner, state, that copy)``."""
+    out = tmp_path_factory.mktemp("blip_uninterrupted")
+    mid_epoch = str(out / "mid_epoch.pth")
+
+    def keep_mid_epoch_checkpoint(event, epoch=None, step=None, **_):
+        if event == "step" and (epoch, step) == (1, 3):  # step 2's checkpoint is written: copy it before step 4's
+            (latest,) = glob.glob(str(out / "run" / "*" / "checkpoint_latest.pth"))
+            shutil.copy(latest, mid_epoch)
+
+    with progress.listening(keep_mid_epoch_checkpoint):
+        runner = train.main(options(world, out / "run", yaml=BLIP_YAML))
+    return runner, model_state(runner), mid_epoch
 
 
 def _position(path):
@@ -113,17 +136,38 @@ def test_killed_mid_epoch_then_resumed_matches_uninterrupted(uninterrupted, worl
     assert resumed.start_epoch == ckpt["epoch"] + 1
 
 
+def test_blip_resumed_mid_epoch_matches_uninterrupted(blip_uninterrupted, world, tmp_path):
+    runner, reference, mid_epoch = blip_uninterrupted
+    ckpt = torch.load(mid_epoch, map_location="cpu")
+    assert ckpt["position"] == {"epoch": 1, "step": 2, "iters_per_epoch": STEPS_PER_EPOCH}
+    assert {"visual_encoder_m.pos_embed", "image_queue", "idx_queue"} <= set(ckpt["model"])
+    assert not torch.equal(ckpt["model"]["vision_proj.weight"], reference["vision_proj.weight"])  # steps were left
+    # every loss term of the run (BLIP retrieval: ITC, ITM and the configured regularizers) reached log.txt
+    records = [json.loads(line) for line in open(os.path.join(runner.output_dir, "log.txt")) if line.startswith('{"')]
+    logged = {k for r in records for k in r}
+    assert {f"train_loss_{t}" for t in ("itc", "itm", "sep", "bridge", "geo")} <= logged and "val_txt_r1" in logged
+
+    resumed = train.main(options(world, tmp_path / "resumed", f"run.resume_ckpt_path={mid_epoch}", yaml=BLIP_YAML))
+    state = model_state(resumed)
+    assert state.keys() == reference.keys()
+    different = [k for k in state if not torch.equal(state[k], reference[k])]
+    assert not different, f"{len(different)} tensors differ from the uninterrupted run, e.g. {different[:5]}"
+    RunnerBase._load_checkpoint(resumed, mid_epoch)  # LAVIS's own runner reads it (strict)
+
+
 def _sha(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
-def test_inf_loss_steps_are_skipped_then_the_run_stops(uninterrupted, world, tmp_path, caplog):
-    reference_runner, reference = uninterrupted
+@pytest.mark.parametrize("reference_run, yaml", [("uninterrupted", YAML), ("blip_uninterrupted", BLIP_YAML)],
+                         ids=["albef", "blip"])
+def test_inf_loss_steps_are_skipped_then_the_run_stops(reference_run, yaml, request, world, tmp_path, caplog):
+    reference_runner, reference = request.getfixturevalue(reference_run)[:2]
     good = os.path.join(reference_runner.output_dir, "checkpoint_latest.pth")  # end of epoch 1 (resumes at 2)
     digest = _sha(good)
     # bridge weight 1e39 overflows float32: loss_bridge (and the total) is inf at every step
     args = train.parse_args(options(world, tmp_path / "inf", f"run.resume_ckpt_path={good}", "run.max_epoch=3",
-                                    "model.latent.bridge.weight=1e39", "run.max_nonfinite_steps=3"))
+                                    "model.latent.bridge.weight=1e39", "run.max_nonfinite_steps=3", yaml=yaml))
     cfg, job_id, task, datasets, model = train.build_run(args)
     runner = train.get_runner_class(cfg)(cfg=cfg, job_id=job_id, task=task, model=model, datasets=datasets)
     with caplog.at_level(logging.WARNING), pytest.raises(NonFiniteLossError, match=r"3 training steps in a row.*"

@@ -12,6 +12,8 @@ from conftest import PROJECTS_DIR
 from lavis_latent import evaluate, train
 from lavis_latent.common.config_check import ConfigError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two threads on a busy 2-core machine: 10x slower
+
 SMALL_DATA = [  # a smaller world for speed: 48 training images (3 captions each), default val/test (50 images)
     "run.max_epoch=1",
     "run.batch_size_train=16",
@@ -71,14 +73,16 @@ def test_every_loss_term_reaches_tensorboard(retrieval_run):
     assert steps == sorted(steps) and len(steps) == len(set(steps)) >= 2
 
 
-def test_pretrain_checkpoint_then_evaluate_entry_point(retrieval_run, session_cache_root, tmp_path):
-    pre = train.main(["--cfg-path", demo_yaml("albef_pretrain_bb.yaml"), "--options", *SMALL_DATA,
+@pytest.mark.parametrize("family, lm_loss", [("albef", "loss_mlm"), ("blip", "loss_lm")])
+def test_pretrain_checkpoint_then_evaluate_entry_point(family, lm_loss, retrieval_run, session_cache_root, tmp_path):
+    pre = train.main(["--cfg-path", demo_yaml(f"{family}_pretrain_bb.yaml"), "--options", *SMALL_DATA,
                       *small_world("demo_caption"), f"run.output_dir={tmp_path / 'pre'}"])
     stats = pre.last_train_stats
-    assert {"loss_itc", "loss_itm", "loss_mlm", "loss_bridge"} <= set(stats)
+    assert {"loss_itc", "loss_itm", lm_loss, "loss_bridge"} <= set(stats)
+    assert all(math.isfinite(float(stats[k])) for k in ("loss_itc", "loss_itm", lm_loss, "loss_bridge"))
     ckpt = os.path.join(str(pre.output_dir), "checkpoint_0.pth")
     assert os.path.isfile(ckpt)
-    runner, results = evaluate.main(["--cfg-path", demo_yaml("albef_retrieval.yaml"), "--options",
+    runner, results = evaluate.main(["--cfg-path", demo_yaml(f"{family}_retrieval.yaml"), "--options",
                                      f"model.pretrained={ckpt}", f"run.output_dir={tmp_path / 'eval'}"])
     assert set(results) == {"test"} and "txt_r1" in results["test"]
     # the pretrained weights were loaded: the fine-tuning model's ViT equals the checkpoint's

@@ -49,9 +49,9 @@ import torch
 from lavis.models.vit import interpolate_pos_embed
 from torch import nn
 
-from lavis_latent.models.albef_latent import LatentAlbefMixin
+from lavis_latent.models.latent_itc import LatentItcMixin as LatentAlbefMixin
 from lavis_latent.models.checkpoint_keys import TASK_HEAD_PREFIXES, read_checkpoint_state_dict, rename_text_keys
-from lavis_latent.models.encoders import HUB_TOKENIZER, load_tokenizer, load_weights_from_config
+from lavis_latent.models.encoders import HUB_TOKENIZER, load_weights_from_config
 from lavis_latent.regularizers import LatentStructure
 from lavis_latent.regularizers.momentum import momentum_copy
 from lavis_latent.regularizers.structure import parse_config
@@ -95,7 +95,7 @@ class LatentDownstreamMixin(LatentAlbefMixin):
         """Build from a model config (the LAVIS class's keys, e.g. ``albef_vqa``'s, plus ``tokenizer``, ``latent``,
         ``embed_dim``, ``temp`` and ``vit_type: custom`` sizes); loads ``finetuned`` / ``pretrained`` as LAVIS
         does. The model's own parts come from ``_model_kwargs``."""
-        tokenizer = load_tokenizer(cfg.get("tokenizer", HUB_TOKENIZER))
+        tokenizer = cls.tokenizer_from_config(cfg)
         model = cls(**cls._model_kwargs(cfg, tokenizer), **_downstream_kwargs(cfg, cls.default_max_txt_len))
         load_weights_from_config(model, cfg)
         return model

@@ -1,4 +1,5 @@
-"""Build ALBEF's encoders, tokenizer and weights from a model config, online (LAVIS's paths) or offline (tiny types).
+"""Build ALBEF's and BLIP's encoders, tokenizer and weights from a model config, online (LAVIS's paths) or offline
+(tiny types).
 
 LAVIS builds its ViT only at ``base``/``large`` size, fetches DeiT and ``bert-base-uncased`` from the network and
 loads its tokenizer from the HuggingFace hub. These helpers keep those paths for full-size types and add
@@ -11,7 +12,7 @@ import os
 from functools import partial
 
 from lavis.common.utils import get_abs_path, is_url
-from lavis.models.med import BertForMaskedLM, XBertEncoder
+from lavis.models.med import BertForMaskedLM, XBertEncoder, XBertLMHeadDecoder
 from lavis.models.vit import VisionTransformerEncoder
 from torch import nn
 from transformers import BertConfig, BertTokenizer
@@ -101,13 +102,25 @@ def load_med_config(cfg, vocab_size=None):
 
 
 def build_text_encoder(cfg, vocab_size=None, masked_lm=False, from_pretrained=False):
-    """Return ALBEF's BERT: ``XBertEncoder`` (retrieval) or ``BertForMaskedLM`` (pretraining, ``masked_lm``).
+    """Return the BERT text encoder: ``XBertEncoder`` (ALBEF retrieval, BLIP) or ``BertForMaskedLM`` (ALBEF
+    pretraining, ``masked_lm``).
 
-    ``from_pretrained`` initialises from the hub's ``bert-base-uncased`` as LAVIS's ``AlbefPretrain`` does.
+    ``from_pretrained`` initialises from the hub's ``bert-base-uncased`` as LAVIS's pretraining models do.
     """
+    if masked_lm:
+        return _build_bert(BertForMaskedLM, cfg, vocab_size, from_pretrained)
+    return _build_bert(XBertEncoder, cfg, vocab_size, from_pretrained, add_pooling_layer=False)
+
+
+def build_text_decoder(cfg, vocab_size=None, from_pretrained=False):
+    """Return BLIP's image-grounded text decoder (LAVIS's ``XBertLMHeadDecoder``, the LM loss) from
+    ``model.med_config_path``; ``from_pretrained`` initialises it from ``bert-base-uncased`` as LAVIS does."""
+    return _build_bert(XBertLMHeadDecoder, cfg, vocab_size, from_pretrained)
+
+
+def _build_bert(cls, cfg, vocab_size, from_pretrained, **kwargs):
+    """``cls`` (a LAVIS med.py BERT class) from the config's med json: random init, or ``bert-base-uncased``."""
     med_config = load_med_config(cfg, vocab_size)
-    cls = BertForMaskedLM if masked_lm else XBertEncoder
-    kwargs = {} if masked_lm else {"add_pooling_layer": False}
     if not from_pretrained:
         return cls(config=med_config, **kwargs)
     try:
