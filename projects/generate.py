@@ -21,7 +21,11 @@ comments are kept):
   read PairedViews, and fine-tuning variants start from their own pretraining checkpoint);
 * lines starting with ``##``: notes on the template, not copied.
 
-The configs that are not variants of a recipe (``clip/zs_*``, ``clip/linprobe_*``, ``demo/clip_zs_digits``,
+The evaluation datasets are variants too: ``clip/linprobe_<dataset>.yaml`` (the paper's Table 3, ``PROBE_ROWS``) and
+``clip/zs_<dataset>.yaml`` for the ImageNet shifts (Table 2, ``SHIFT_ROWS``), each row filling the template's
+inline slots (``{{dataset}}``, ``{{splits}}``, ...) from the family's ``slots``.
+
+The configs that are not variants of a recipe (``clip/zs_{cifar10,cifar100,imagenet}``, ``demo/clip_zs_digits``,
 ``demo/clip_linprobe_digits``: evaluations of any variant's checkpoint; ``demo/albef_nlvr_ta``: one TA step shared by
 every demo variant) are written by hand.
 """
@@ -97,7 +101,60 @@ class Family(NamedTuple):
     variants: Tuple[str, ...]
     table: Dict[str, Variant] = ALBEF
     bare_baseline: bool = False  # the baseline is <name>.yaml, not <name>_baseline.yaml (the demo's naming)
+    slots: Dict[str, Dict[str, str]] = {}  # per variant: more inline {{slot}} values (the evaluation datasets)
 
+
+def dataset_table(rows):
+    """A table of evaluation datasets as variants (no ``latent:`` block) and their inline slot values: each row
+    ``(builder, title, {slot: value})``."""
+    table = {name: Variant(title, {}) for name, title, _ in rows}
+    slots = {name: dict(values, dataset=name) for name, _, values in rows}
+    return table, slots
+
+
+def _probe(name, title, splits, test="test", train="train", val="", layout=""):
+    """A linear-probe dataset: its splits, the probe's train / val (``""``: 20 % of train) / test split."""
+    return name, title, {"splits": f"[{', '.join(splits)}]", "train_split": train, "val_split": f'"{val}"',
+                         "test_split": test, "layout": layout,
+                         "val_note": "choose C there" if val else "no val split: hold out 20 % of train to choose C"}
+
+
+#: the paper's Table 3 (CyCLIP's 14 linear-probe datasets), in the paper's column order
+PROBE_ROWS = (
+    _probe("caltech101", "Caltech-101 (102 classes, background included; seeded 30 train images per class)",
+           ["train", "test"], layout="torchvision layout: <storage>/caltech101/101_ObjectCategories"),
+    _probe("svhn", "SVHN (10 digits)", ["train", "test"], layout="<storage>/{train,test}_32x32.mat"),
+    _probe("stl10", "STL-10 (10 classes)", ["train", "test"], layout="<storage>/stl10_binary"),
+    _probe("cifar10", "CIFAR-10 (10 classes)", ["train", "test"], layout="<storage>/cifar-10-batches-py"),
+    _probe("cifar100", "CIFAR-100 (100 classes)", ["train", "test"], layout="<storage>/cifar-100-python"),
+    _probe("dtd", "DTD (47 textures, partition 1)", ["train", "val", "test"], val="val",
+           layout="<storage>/dtd/dtd/{images,labels}"),
+    _probe("fgvc_aircraft", "FGVC Aircraft (100 variants)", ["train", "val", "test"], val="val",
+           layout="<storage>/fgvc-aircraft-2013b/data"),
+    _probe("oxford_pets", "Oxford-IIIT Pet (37 breeds)", ["trainval", "test"], train="trainval",
+           layout="<storage>/oxford-iiit-pet/{images,annotations}"),
+    _probe("rendered_sst2", "Rendered SST2 (2 classes)", ["train", "val", "test"], val="val",
+           layout="<storage>/rendered-sst2/{train,valid,test}"),
+    _probe("food101", "Food-101 (101 classes)", ["train", "test"], layout="<storage>/food-101/{images,meta}"),
+    _probe("gtsrb", "GTSRB (43 traffic signs)", ["train", "test"], layout="<storage>/gtsrb"),
+    _probe("stanford_cars", "Stanford Cars (196 classes)", ["train", "test"], layout="<storage>/stanford_cars"),
+    _probe("flowers102", "Flowers-102 (102 classes)", ["train", "val", "test"], val="val",
+           layout="<storage>/flowers-102/{jpg,imagelabels.mat,setid.mat}"),
+    _probe("imagenet", "ImageNet-1K (1000 classes, LAVIS's builder)", ["train", "val"], test="val",
+           layout="<storage>/{train,val}/<wnid>/*.JPEG"),
+)
+PROBES, PROBE_SLOTS = dataset_table(PROBE_ROWS)
+#: the paper's Table 2 (zero-shot under natural distribution shift)
+SHIFT_ROWS = (
+    ("imagenet_v2", "ImageNet-V2 matched frequency (1000 classes; folders are class indices)",
+     {"layout": "<storage>/imagenetv2-matched-frequency-format-val/<0..999>"}),
+    ("imagenet_sketch", "ImageNet-Sketch (1000 classes)", {"layout": "<storage>/sketch/<wnid>"}),
+    ("imagenet_a", "ImageNet-A (200 classes: logits restricted to its subset of ImageNet)",
+     {"layout": "<storage>/imagenet-a/<wnid>"}),
+    ("imagenet_r", "ImageNet-R (200 classes: logits restricted to its subset of ImageNet)",
+     {"layout": "<storage>/imagenet-r/<wnid>"}),
+)
+SHIFTS, SHIFT_SLOTS = dataset_table(SHIFT_ROWS)
 
 PAPER_RUNS = ("baseline", "fs", "bb", "gc", "all")
 DEMO_RUNS = ("baseline", "inmodal", "fs", "bb", "gc", "all")
@@ -108,6 +165,8 @@ FAMILIES = (
     Family("blip/pretrain", PAPER_RUNS, BLIP),
     *(Family(f"blip/{task}", PAPER_RUNS, BLIP) for task in ("ret_coco", "ret_flickr")),
     Family("clip/clip", CLIP_RUNS, CLIP),
+    Family("clip/linprobe", tuple(PROBES), PROBES, slots=PROBE_SLOTS),
+    Family("clip/zs", tuple(SHIFTS), SHIFTS, slots=SHIFT_SLOTS),
     Family("demo/albef_pretrain", DEMO_RUNS, bare_baseline=True),
     Family("demo/albef_retrieval", DEMO_RUNS, bare_baseline=True),
     Family("demo/blip_pretrain", DEMO_RUNS, BLIP, bare_baseline=True),
@@ -213,7 +272,8 @@ def render(family: Family, variant_name: str, text: str) -> str:
     where, variant = template_path(family), family.table[variant_name]
     batch = template_batch(text, where) if "geometric" in variant.latent else ""
     lines = select_lines(text.splitlines(), variant_name == "baseline", where)
-    values = {"variant": variant_name, "suffix": suffix(family, variant_name), "title": variant.title}
+    values = {"variant": variant_name, "suffix": suffix(family, variant_name), "title": variant.title,
+              **family.slots.get(variant_name, {})}
     body = [substitute(line, values, where) for line in expand_blocks(list(lines), variant, batch)]
     return "\n".join([GENERATED.format(template=where, variant=variant_name)] + body) + "\n"
 

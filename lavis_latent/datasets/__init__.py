@@ -4,7 +4,8 @@ Importing this package registers the builders ``demo_retrieval``, ``demo_caption
 ``demo_snli_ve`` in LAVIS's registry (see :mod:`lavis_latent.datasets.builders`); :func:`generate` writes the demo
 world itself (see :mod:`lavis_latent.datasets.demo_data`). Importing it also registers the classification builders
 ``image_folder``, ``digits``, ``digits_caption``, ``cifar10`` and ``cifar100`` (see
-:mod:`lavis_latent.datasets.classification`).
+:mod:`lavis_latent.datasets.classification`), and the paper's evaluation datasets (Table 2's ImageNet shifts,
+Table 3's linear-probe datasets; see :mod:`lavis_latent.datasets.eval_datasets`).
 
 Modules (each imports its siblings, never this package):
 
@@ -34,6 +35,8 @@ from lavis_latent.datasets.classification import (  # noqa: F401
     prepare_stock_classification_config,
 )
 from lavis_latent.datasets.config_files import check_annotation_files  # noqa: F401
+# registers the paper's evaluation datasets (Table 2 shifts, Table 3 probes): caltech101, dtd, ..., imagenet_r
+from lavis_latent.datasets.eval_datasets import EVAL_BUILDERS  # noqa: F401
 from lavis_latent.datasets.demo_data import (  # noqa: F401
     IMAGE_ONLY,
     SHARED,
@@ -57,4 +60,5 @@ __all__ = [
     "DEMO_BUILDERS", "DemoRetrievalBuilder", "DemoCaptionBuilder", "DemoVQABuilder", "DemoNLVRBuilder",
     "DemoSNLIVEBuilder", "check_stock_dataset_files", "TextAssignmentDataset",
     "CLASSIFICATION_BUILDERS", "DIGIT_WORDS", "generate_digits", "prepare_stock_classification_config",
+    "EVAL_BUILDERS",
 ]

@@ -56,13 +56,16 @@ def _checked_c_grid(c_grid):
 def _selection_split(x_train, y_train, x_val, y_val, holdout, seed):
     """``(fit_x, fit_y, sel_x, sel_y, source)``: the data the probe is fitted on while C is chosen, and the data C
     is chosen on: train and the validation split (``source`` ``"val"``), or without one a seeded ``holdout``
-    fraction of train, stratified when every class has two samples (``"train_holdout"``)."""
+    fraction of train, stratified when every class has two samples and both parts can hold every class
+    (``"train_holdout"``; scikit-learn refuses a stratified part smaller than the number of classes)."""
     if x_val is not None:
         return x_train, y_train, np.asarray(x_val, np.float64), np.asarray(y_val), "val"
     from sklearn.model_selection import train_test_split
 
     _, counts = np.unique(y_train, return_counts=True)
-    stratify = y_train if counts.min() >= 2 else None
+    n_sel = int(np.ceil(holdout * len(y_train)))
+    fits = min(n_sel, len(y_train) - n_sel) >= len(counts)
+    stratify = y_train if counts.min() >= 2 and fits else None
     fit_x, sel_x, fit_y, sel_y = train_test_split(x_train, y_train, test_size=holdout, random_state=seed,
                                                   stratify=stratify)
     return fit_x, fit_y, sel_x, sel_y, "train_holdout"

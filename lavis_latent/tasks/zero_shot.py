@@ -4,15 +4,22 @@ Run config::
 
     prompt: "a photo of the {}."        # one template ({} = class name); default
     prompts: ["a photo of the {}.", "a drawing of the {}."]   # or an ensemble (wins over prompt)
+    prompt_set: imagenet1k              # or CLIP's templates of a dataset by name (imagenet1k: the 80 ImageNet
+                                        # prompts; cifar10, food101, cars, ...: see eval_datasets.clip_templates);
+                                        # wins over prompt, loses to prompts
     topk: [1, 3, 5]                     # reported accuracies (k > number of classes is skipped)
     text_batch_size: 256                # prompts per text forward pass
     plot_gap: False                     # also draw gap_<split>.png (below)
 
 Each class's text embedding is the mean of the L2-normalised ``text_embeds_proj`` of its prompts, renormalised (as
 CLIP's prompt ensembling); each image (``image_embeds_proj``, normalised) goes to the class of highest cosine
-similarity. Reports ``top1``/``top3``/``top5`` accuracy in percent per evaluated split, ``agg_metrics`` = top-1;
-the per-image predictions go to ``result/<split>_epoch<e>.json`` and the metrics to ``evaluate.txt`` (and, through
-the runner, to log.txt as ``<split>_top1`` ...). Models and datasets: see :mod:`lavis_latent.tasks.classification`.
+similarity. A dataset with ``class_subset`` (ImageNet-A / -R: the ImageNet indices of their 200 classes; labels
+stay ImageNet indices) is scored on those classes only: the logits are restricted to the subset (only the subset's
+class embeddings are computed, which gives the same ranking as masking the other logits) and predictions are
+reported as ImageNet indices. Reports ``top1``/``top3``/``top5`` accuracy in percent per evaluated split,
+``agg_metrics`` = top-1; the per-image predictions go to ``result/<split>_epoch<e>.json`` and the metrics to
+``evaluate.txt`` (and, through the runner, to log.txt as ``<split>_top1`` ...). Models and datasets: see
+:mod:`lavis_latent.tasks.classification`.
 
 In a single process the metrics also carry the modality gap between each image and the class embedding of its true
 label (``gap_*``: :func:`lavis_latent.metrics.modality_gap` on the pairs ``(z_v_i, w_{y_i})``, normalised
@@ -38,7 +45,7 @@ from lavis_latent.tasks.features import feature_field, image_features, model_dev
 from lavis_latent.tasks.topk import DEFAULT_TOPK, headline_accuracy, topk_accuracy, topk_predictions
 
 __all__ = ["ZeroShotClassificationTask", "DEFAULT_PROMPT", "expand_prompts", "class_text_embeddings",
-           "dataset_classnames"]
+           "dataset_classnames", "dataset_class_subset"]
 
 DEFAULT_PROMPT = "a photo of the {}."
 
@@ -92,6 +99,19 @@ def dataset_classnames(dataset):
                      "dataset (cifar10, cifar100, image_folder, digits, imagenet)")
 
 
+def dataset_class_subset(dataset):
+    """``dataset.class_subset`` (through wrappers with ``.dataset``): the label indices the zero-shot logits are
+    restricted to, or None (all classes)."""
+    d = dataset
+    for _ in range(8):
+        if getattr(d, "class_subset", None) is not None:
+            return [int(i) for i in d.class_subset]
+        d = getattr(d, "dataset", None)
+        if d is None:
+            break
+    return None
+
+
 def _prediction_rows(samples, top, first_id):
     """Result rows ``{"instance_id", "target", "prediction", "topk"}`` of one batch; ``top``: ranked classes per
     image; images without ``instance_id`` are numbered from ``first_id``."""
@@ -128,10 +148,15 @@ class ZeroShotClassificationTask(ClassificationEvalMixin, BaseTask):
 
     @classmethod
     def setup_task(cls, cfg=None, **kwargs):
-        """From a LAVIS ``Config``: ``run.prompts`` (list) or ``run.prompt`` (str), ``run.topk``,
+        """From a LAVIS ``Config``: ``run.prompts`` (list), ``run.prompt_set`` or ``run.prompt`` (str), ``run.topk``,
         ``run.text_batch_size``, ``run.plot_gap``."""
         run = cfg.run_cfg if cfg is not None else None
-        templates = list_or_none(run_value(run, "prompts", None)) or [str(run_value(run, "prompt", DEFAULT_PROMPT))]
+        templates = list_or_none(run_value(run, "prompts", None))
+        if not templates and run_value(run, "prompt_set", None):
+            from lavis_latent.datasets.eval_datasets import clip_templates
+
+            templates = clip_templates(str(run_value(run, "prompt_set", None)))
+        templates = templates or [str(run_value(run, "prompt", DEFAULT_PROMPT))]
         return cls(templates=templates, topk=run_value(run, "topk", DEFAULT_TOPK),
                    text_batch_size=run_value(run, "text_batch_size", 256), plot_gap=run_value(run, "plot_gap", False))
 
@@ -142,20 +167,34 @@ class ZeroShotClassificationTask(ClassificationEvalMixin, BaseTask):
         samples; merged in ``after_evaluation``).
         """
         classnames = dataset_classnames(data_loader.dataset)
+        subset = dataset_class_subset(data_loader.dataset)
+        if subset is not None:
+            bad = [i for i in subset if not 0 <= i < len(classnames)]
+            if bad or len(set(subset)) != len(subset):
+                raise ValueError(f"class_subset {subset[:10]} ... is not a set of class indices < {len(classnames)}")
+            classnames = [classnames[i] for i in subset]
         self.num_classes = len(classnames)
         device = model_device(model)
         class_embeds = class_text_embeddings(model, classnames, self.templates, self.text_batch_size).to(device)
         kmax = min(max(self.topk), len(classnames))
+        # subset position -> full label index, and full label index -> subset position (-1: outside the subset)
+        to_full = torch.as_tensor(subset if subset is not None else range(len(classnames)), dtype=torch.long)
+        to_pos = torch.full((int(to_full.max()) + 1,), -1, dtype=torch.long)
+        to_pos[to_full] = torch.arange(len(to_full))
         metric_logger = MetricLogger(delimiter="  ")
         results, counter, pairs = [], 0, []
         with torch.no_grad():
             for samples in metric_logger.log_every(data_loader, 10, "Zero-shot"):
                 z = image_features(model, samples["image"], ("image_embeds_proj",), normalize=True).float()
-                top = topk_predictions(z @ class_embeds.t(), kmax).cpu().tolist()
+                top = to_full[topk_predictions(z @ class_embeds.t(), kmax).cpu()].tolist()
                 results.extend(_prediction_rows(samples, top, first_id=counter))
                 counter += len(samples["label"])
-                labels = torch.as_tensor(samples["label"], device=class_embeds.device)
-                pairs.append((z.cpu(), class_embeds[labels].cpu()))
+                labels = torch.as_tensor(samples["label"]).cpu()
+                pos = to_pos[labels.clamp(max=len(to_pos) - 1)].masked_fill(labels >= len(to_pos), -1)
+                if (pos < 0).any():
+                    raise ValueError(f"labels {sorted(set(labels[pos < 0].tolist()))[:10]} lie outside the "
+                                     "dataset's class_subset")
+                pairs.append((z.cpu(), class_embeds[pos.to(class_embeds.device)].cpu()))
         self._gap_pairs = (torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])) if pairs else None
         wait_for_all_ranks()
         return results
