@@ -3,15 +3,18 @@
 Every variant's online encoders are the same module objects, and every parameter is re-tied to the pristine
 weights after each step (LAVIS's momentum update re-allocates the momentum weights, which would otherwise drift);
 the buffers (queues) are reset to their pristine values. That keeps the variants on the same weights, step after
-step, and six full-size models within a few GB.
+step, and six full-size models within a few GB. The models are those of a model family
+(:mod:`benchmarks.cost_families`: ALBEF's or BLIP's).
 """
 import math
 
 import torch
 
-from benchmarks.cost_models import VARIANTS, build_batches, build_variants, model_bytes, model_config
+from benchmarks.cost_families import family as model_family
+from benchmarks.cost_models import build_batches, model_bytes
 
-BASE_LOSSES = ("loss_itc", "loss_itm", "loss_mlm")
+#: ALBEF's base losses (each family's are its ``base_losses``)
+BASE_LOSSES = model_family().base_losses
 
 
 def pristine_weights(models):
@@ -45,15 +48,18 @@ def check_state_keys(variant, model, lavis_keys):
 
 
 class Bench:
-    """The variants of one size, sharing one pristine copy of the weights and one batch (see the module
-    docstring); the measurements are in :mod:`benchmarks.cost_timing` and :mod:`benchmarks.cost_memory`."""
+    """The variants of one size of a model family (a :class:`~benchmarks.cost_families.ModelFamily`, default
+    ALBEF's; ``variants`` default the family's), sharing one pristine copy of the weights and one batch (see the
+    module docstring); the measurements are in :mod:`benchmarks.cost_timing` and :mod:`benchmarks.cost_memory`."""
 
-    def __init__(self, size, batch, device, variants=VARIANTS, seed=0):
+    def __init__(self, size, batch, device, variants=None, seed=0, family=None):
+        self.family = model_family() if family is None else family
+        variants = self.family.variants if variants is None else variants
         if "lavis" not in variants:
             raise ValueError("the variants must include 'lavis' (the reference)")
         self.size, self.batch, self.device = size, batch, torch.device(device)
-        self.cfg = model_config(size)
-        self.models = build_variants(self.cfg, size, batch, variants, seed, self.device)
+        self.cfg = self.family.model_config(size)
+        self.models = self.family.build_variants(self.cfg, size, batch, variants, seed, self.device)
         self.params, self.buffers = pristine_weights(self.models)
         lavis_keys = set(self.models["lavis"].state_dict())
         for v, m in self.models.items():
@@ -63,7 +69,7 @@ class Bench:
         self.bytes = {v: model_bytes(m) for v, m in self.models.items()}
         # LAVIS's model and the momentum-view variants get the plain batch, the data-view ones both views
         self.samples, self.aug, self.paired_samples = build_batches(batch, self.cfg.image_size, seed, self.device)
-        self.reference_losses = {}  # seed -> LAVIS's (itc, itm, mlm)
+        self.reference_losses = {}  # seed -> LAVIS's base losses (ALBEF: itc, itm, mlm; BLIP: itc, itm, lm)
         self.max_loss_diff = {v: 0.0 for v in self.models}
         self._cls = None
 
@@ -96,9 +102,9 @@ class Bench:
             p.grad = None
 
     def record_base_losses(self, variant, seed, out):
-        """Check a step's ITC / ITM / MLM losses are finite; keep LAVIS's per seed and, for the other variants,
-        the largest difference from LAVIS's at the same seed."""
-        losses = tuple(out[k].detach().item() for k in BASE_LOSSES)
+        """Check a step's base losses (the family's: ALBEF's ITC / ITM / MLM, BLIP's ITC / ITM / LM) are finite;
+        keep LAVIS's per seed and, for the other variants, the largest difference from LAVIS's at the same seed."""
+        losses = tuple(out[k].detach().item() for k in self.family.base_losses)
         if not all(math.isfinite(x) for x in losses):
             raise RuntimeError(f"{variant}: non-finite loss {losses}")
         ref = self.reference_losses.get(seed)

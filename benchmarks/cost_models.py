@@ -1,6 +1,7 @@
-"""The models and the batch of ``benchmarks.cost``'s training-step part: the variants compared (LAVIS's own
+"""The models and the batch of ``benchmarks.cost``'s training-step part: ALBEF's variants (LAVIS's own
 ``AlbefPretrain`` and the plugin's ``albef_latent_pretrain`` with the ``latent:`` block of each
-``projects/albef_*.yaml``), built at a size on one pair of shared encoders, and the batch they train on."""
+``projects/albef_*.yaml``), built at a size on one pair of shared encoders, and the batch every model family trains
+on (the families, BLIP's builders among them, are in :mod:`benchmarks.cost_families`)."""
 import os
 
 import torch
@@ -36,14 +37,16 @@ def split_variant(variant):
     return name, view or "data"
 
 
-def latent_block(variant):
-    """The ``model.latent`` block of a variant: ``{}`` for ``lavis`` / ``none``, else its project yaml's."""
+def latent_block(variant, project_yaml=None):
+    """The ``model.latent`` block of a variant: ``{}`` for ``lavis`` / ``none``, else its project yaml's
+    (``project_yaml``: variant -> yaml under ``projects/``, default ALBEF's :data:`PROJECT_YAML`)."""
     from omegaconf import OmegaConf
 
     variant = split_variant(variant)[0]
     if variant in ("lavis", "none"):
         return {}
-    block = OmegaConf.load(os.path.join(PROJECTS_DIR, PROJECT_YAML[variant])).model.latent
+    yaml = (PROJECT_YAML if project_yaml is None else project_yaml)[variant]
+    block = OmegaConf.load(os.path.join(PROJECTS_DIR, yaml)).model.latent
     return OmegaConf.to_container(block, resolve=True)
 
 

@@ -1,9 +1,12 @@
 """The report of ``benchmarks.cost``: the verdicts against the targets, the markdown (list of lines) and the notes
-derived from the measured numbers, all from the json-able report dict (so ``--render`` can redraw a saved run)."""
+derived from the measured numbers, all from the json-able report dict (so ``--render`` can redraw a saved run).
+The report's ``model`` names its model family (:mod:`benchmarks.cost_families`; absent: ALBEF, every earlier run),
+which gives the wording that differs between families."""
 import math
 import os
 
 from benchmarks import common
+from benchmarks.cost_families import family as model_family
 from benchmarks.cost_scaling import SCALING_D, slopes
 
 #: targets (issues 8 and 12): the step time of each variant at most this multiple of LAVIS's: the plugin without
@@ -11,12 +14,12 @@ from benchmarks.cost_scaling import SCALING_D, slopes
 TARGETS = {"none": 1.01, "bb@momentum": 1.02, "bb": 1.25, "all": 1.25}
 
 METHOD = ("Method: one process; every variant shares the same weights and batch; RNG re-seeded before each "
-          "variant's step (the base ITC/ITM/MLM losses of every variant equal LAVIS's, checked each step); a step "
+          "variant's step (the base {base_losses} losses of every variant equal LAVIS's, checked each step); a step "
           "is forward + backward, no optimizer step; rounds in shuffled order, warm-up rounds dropped; ratio to "
           "LAVIS within each round, median [q1, q3] over rounds. Peak memory = model bytes + step memory "
-          "({memory_method}). `lavis` is LAVIS's own `AlbefPretrain` (only `init_tokenizer` "
-          "overridden for the local vocabulary); `none` is `albef_latent_pretrain` with no `latent:` block; "
-          "`fs`/`bb`/`gc`/`all` use the `latent:` blocks of `projects/albef_*.yaml` with ALBEF's default augmented "
+          "({memory_method}). `lavis` is LAVIS's own `{reference}` (only `init_tokenizer` "
+          "overridden for the local vocabulary); `none` is `{model_name}` with no `latent:` block; "
+          "`fs`/`bb`/`gc`/`all` use the `latent:` blocks of `{projects}` with {label}'s default augmented "
           "view (`aug_view: data`: a second view of the batch through the momentum encoders); `*@momentum` the "
           "paper-literal view (`aug_view: momentum`: the momentum features LAVIS's forward already computed).")
 TARGET_HEADERS = ["size", "variant", "target", "measured (median of paired ratios)", "IQR", "plugin code alone",
@@ -49,14 +52,27 @@ def small_pct(value):
     return f"{value:.2g} %" if abs(value) < 0.01 else f"{value:.3f} %"
 
 
+def report_family(report):
+    """The :class:`~benchmarks.cost_families.ModelFamily` of a report (its ``model``; absent: ALBEF)."""
+    return model_family(report.get("model"))
+
+
+def method(report):
+    """The method paragraph, in the report's family's words."""
+    fam = report_family(report)
+    return METHOD.format(memory_method=report["memory_method"], base_losses=fam.base_loss_names(),
+                         reference=fam.reference, model_name=fam.model_name, projects=fam.projects_glob,
+                         label=fam.label)
+
+
 def header(report):
     """The title, command, machine, load, run time and method lines of the markdown."""
-    return ["# Cost of the latent-structure regularizers against LAVIS's ALBEF", "",
+    return [f"# Cost of the latent-structure regularizers against LAVIS's {report_family(report).label}", "",
             f"Command: `{report['command']}`  ", f"Machine: {common.machine_description(report['machine'])}  ",
             f"Load average at start / end: {common.format_load(report['load_start'])} / "
             f"{common.format_load(report['load_end'])}; torch threads: {report['threads']}  ",
             f"Total run time: {report['total_seconds']:.0f} s", "",
-            METHOD.format(memory_method=report["memory_method"]), ""]
+            method(report), ""]
 
 
 def targets_section(steps):
@@ -114,21 +130,41 @@ def markdown(report):
     return lines
 
 
-#: the method's limits, the last notes of every report
-LIMIT_NOTES = [
+#: the method's limits, the last notes of every report (:func:`limit_notes`: the family's full size and, in
+#: ``{memory_example}``, its RSS noise in words)
+OPTIMIZER_NOTE = (
     "- A step here is forward + backward without the optimizer step; the optimizer's cost is proportional to "
-    "the trainable parameters, which the separation heads increase by < 0.5 % at full size.",
-    "- `full` is ALBEF's ViT-B/16 + BERT-base (6 text + 6 fusion layers, LAVIS's med_config_albef.json, vocabulary "
-    "30522) with random weights, at 224 px; captions are tokenized with the plugin's local vocabulary (no hub "
-    "access), which changes token ids, not shapes (max_txt_len 30).",
+    "the trainable parameters, which the separation heads increase by < 0.5 % at full size.")
+MEMORY_NOTE = (
     "- CPU memory is RSS: page granularity and glibc's heap management make the step memory of the same model "
-    "vary between repeats by a few % (a few MiB of the tiny model's ~120 MiB, up to ~100 MiB of the full "
-    "model's ~1.5 GiB), more than the regularizers allocate: what they keep for backward is counted exactly "
-    "in the `plugin tensors saved for backward` column (saved_tensors_hooks; new storages only), and their "
-    "parameters in `params M` / the peak. On CUDA the report uses max_memory_allocated instead of RSS.",
+    "vary between repeats by a few % ({memory_example}), more than the regularizers allocate: what they keep for "
+    "backward is counted exactly in the `plugin tensors saved for backward` column (saved_tensors_hooks; new "
+    "storages only), and their parameters in `params M` / the peak. On CUDA the report uses max_memory_allocated "
+    "instead of RSS.")
+SHARED_MACHINE_NOTE = (
     "- The machine is shared (2 cores, other jobs running): end-to-end ratios carry that noise, which interleaving "
-    "and paired ratios reduce but do not remove; the `plugin code alone` column does not depend on it.",
-]
+    "and paired ratios reduce but do not remove; the `plugin code alone` column does not depend on it.")
+
+
+def memory_spread(report):
+    """The RSS noise of this run in words: per size the largest spread (max - min) of one variant's step memory
+    over its repeats, against LAVIS's step memory (median)."""
+    parts = []
+    for size, res in report["steps"].items():
+        lavis = common.quantile(res["variants"]["lavis"]["step_memory_bytes"], 0.5)
+        if res["memory_repeats"] < 2:
+            parts.append(f"one repeat of the {size} step's {lavis / 2**20:.0f} MiB")
+            continue
+        spread = max(max(e["step_memory_bytes"]) - min(e["step_memory_bytes"]) for e in res["variants"].values())
+        parts.append(f"up to {spread / 2**20:.0f} MiB of the {size} step's {lavis / 2**20:.0f} MiB")
+    return "here " + " and ".join(parts) if parts else "none measured here"
+
+
+def limit_notes(report):
+    """The method's limits, in the report's family's words."""
+    fam = report_family(report)
+    example = fam.memory_example if fam.memory_example is not None else memory_spread(report)
+    return [OPTIMIZER_NOTE, fam.full_size_note, MEMORY_NOTE.format(memory_example=example), SHARED_MACHINE_NOTE]
 COMPLEXITY_NOTE = (
     "- Geometric consistency builds N x N similarity matrices (V-T, V-V, T-T and the two augmented "
     "ones) from [N, D] features: O(N^2 D), like the contrastive logits themselves, with about five "
@@ -165,8 +201,12 @@ def verdict_note(report, row):
 
 
 def scaling_notes(report):
-    """The notes on part 2: the measured log-log slopes and the losses' complexity (none without two N)."""
-    if not report["scaling"] or len(report["scaling_ns"]) < 2:
+    """The notes on part 2: the measured log-log slopes and the losses' complexity (none without two N; without
+    any, the family's note on why part 2 did not run, if it has one)."""
+    if not report["scaling"]:
+        note = report_family(report).no_scaling_note
+        return [note] if note else []
+    if len(report["scaling_ns"]) < 2:
         return []
     ns = report["scaling_ns"]
     sl = slopes(report["scaling"], ns)
@@ -177,4 +217,4 @@ def scaling_notes(report):
 def make_notes(report):
     """Explanations for the markdown, derived from the measured numbers (a verdict per target, the scaling slopes)
     plus the method's limits."""
-    return [verdict_note(report, row) for row in report["verdicts"]] + scaling_notes(report) + LIMIT_NOTES
+    return [verdict_note(report, row) for row in report["verdicts"]] + scaling_notes(report) + limit_notes(report)

@@ -8,7 +8,6 @@ from benchmarks import common
 from benchmarks.common import log
 from benchmarks.cost_bench import Bench
 from benchmarks.cost_memory import extra_saved_bytes, step_memory_bytes
-from benchmarks.cost_models import latent_block
 from benchmarks.cost_timing import extra_seconds, step_seconds
 
 #: per-size defaults; ``--repeats`` / ``--batch-size`` override repeats / batch for every size
@@ -20,10 +19,11 @@ QUICK = dict(batch=4, warmup=1, repeats=2, memory_repeats=1)
 EXTRA_REPEATS = 3  # the plugin's extra code is timed this many times per round (median)
 
 
-def build_bench(size, device, batch, seed):
-    """The :class:`~benchmarks.cost_bench.Bench` of a size, with a progress line."""
+def build_bench(size, device, batch, seed, family=None):
+    """The :class:`~benchmarks.cost_bench.Bench` of a size (of ``family``, default ALBEF's), with a progress
+    line."""
     t_build = time.perf_counter()
-    bench = Bench(size, batch, device, seed=seed)
+    bench = Bench(size, batch, device, seed=seed, family=family)
     log(f"{size}: built {len(bench.models)} variants in {time.perf_counter() - t_build:.1f} s "
         f"({bench.param_count['lavis'] / 1e6:.1f} M parameters with momentum copies, batch {batch}, "
         f"{bench.cfg.image_size} px)")
@@ -84,7 +84,7 @@ def variant_entry(bench, v, times, extra, mem, saved):
     lavis_step_mem = common.quantile(mem["lavis"], 0.5)
     step_mem = common.quantile(mem[v], 0.5)
     entry = {
-        "latent": latent_block(v),
+        "latent": bench.family.latent_block(v),
         "parameters": bench.param_count[v],
         "model_bytes": bench.bytes[v],
         "step_ms": [t * 1e3 for t in times[v]],
@@ -104,10 +104,11 @@ def variant_entry(bench, v, times, extra, mem, saved):
     return entry
 
 
-def measure_size(size, device, batch, warmup, repeats, memory_repeats, seed=0):
-    """Part 1 for one size: interleaved step times, the plugin's extra code alone (timed in every round, right
-    after the steps), memory; returns a json-able dict."""
-    bench = build_bench(size, device, batch, seed)
+def measure_size(size, device, batch, warmup, repeats, memory_repeats, seed=0, family=None):
+    """Part 1 for one size of a model family (a :class:`~benchmarks.cost_families.ModelFamily`, default ALBEF's):
+    interleaved step times, the plugin's extra code alone (timed in every round, right after the steps), memory;
+    returns a json-able dict."""
+    bench = build_bench(size, device, batch, seed, family)
     order_rng = random.Random(seed)
     times, extra = time_rounds(bench, order_rng, warmup, repeats)
     mem = memory_rounds(bench, order_rng, memory_repeats)

@@ -10,7 +10,7 @@ from benchmarks import common
 def step_seconds(bench, variant, seed):
     """Seconds of one training step (forward + backward) of ``variant`` with the RNG seeded by ``seed``.
 
-    Also checks that the base losses (ITC, ITM, MLM) equal LAVIS's at the same seed
+    Also checks that the base losses (the family's: ITC, ITM and MLM or LM) equal LAVIS's at the same seed
     (:meth:`~benchmarks.cost_bench.Bench.record_base_losses`); the weights and buffers are restored after it.
     """
     model = bench.models[variant]
@@ -49,9 +49,10 @@ def separation_momentum_update(model):
 
 
 def run_plugin_code(bench, variant, inputs):
-    """The code ``albef_latent_pretrain`` adds to LAVIS's step, on ``inputs`` (:func:`cls_inputs`): the forward's
-    checks and, with a ``latent:`` block, the separation heads' momentum update, the momentum encoders' pass over
-    the second view (data view only) and ``latent_losses_from_cls`` forward + backward."""
+    """The code the plugin's model (``albef_latent_pretrain``, ``blip_latent_pretrain``) adds to LAVIS's step, on
+    ``inputs`` (:func:`cls_inputs`): the forward's checks and, with a ``latent:`` block, the separation heads'
+    momentum update, the momentum encoders' pass over the second view (data view only) and
+    ``latent_losses_from_cls`` forward + backward."""
     model = bench.models[variant]
     image_cls, text_cls, image_cls_m, text_cls_m = inputs
     model._itm_has_negatives(bench.samples)
