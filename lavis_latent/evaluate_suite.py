@@ -32,6 +32,7 @@ from lavis.common.registry import registry
 
 import lavis_latent  # noqa: F401  (registers the plugin)
 from lavis_latent.common.config_check import check_run_config, load_run_config
+from lavis_latent.common.console import run_quietly
 
 __all__ = ["SUITES", "SHIFT_COLUMNS", "PROBE_COLUMNS", "resolve_datasets", "check_suite_data", "merge_results",
            "render_markdown", "main"]
@@ -219,14 +220,12 @@ def _keep(metrics):
 
 
 def evaluate_one(suite, dataset, name, checkpoint, args):
-    """One ``lavis_latent.evaluate`` run; returns the test split's metrics."""
-    from lavis_latent import evaluate
-
+    """One ``lavis_latent.evaluate`` run, with the quiet console (LAVIS's output in the run folder's ``console.log``,
+    one progress bar; ``--verbose``: LAVIS's output instead); returns the test split's metrics."""
     cfg_path = config_file(suite, dataset, args.config_dir)
     out = os.path.join(os.path.abspath(args.output_dir), "runs", name, os.path.splitext(os.path.basename(cfg_path))[0])
-    options = [f"model.finetuned={checkpoint}", "model.load_finetuned=True", f"run.output_dir={out}"]
-    options += run_options(suite, dataset, args)
-    _, results = evaluate.main(["--cfg-path", cfg_path, "--options", *options])
+    options = [f"model.finetuned={checkpoint}", "model.load_finetuned=True", *run_options(suite, dataset, args)]
+    _, results = run_quietly("evaluate", cfg_path, out, options, desc=f"{name}: {dataset}", verbose=args.verbose)
     split = _test_split(cfg_path)
     if not results or split not in results or results[split] is None:
         raise RuntimeError(f"{dataset}: the run returned no metrics for split {split!r}")
@@ -246,6 +245,8 @@ def parse_args(argv=None):
                         help="shifts: the configs' single prompt, or CLIP's 80 ImageNet prompts")
     parser.add_argument("--image-size", type=int, default=None, help="every dataset's processors' image_size")
     parser.add_argument("--options", nargs="+", default=[], help="key=value overrides for every run")
+    parser.add_argument("--verbose", action="store_true",
+                        help="LAVIS's console output instead of one progress bar per run")
     return parser.parse_args(argv)
 
 

@@ -61,3 +61,16 @@ def test_albef_render_pools_parts_run_side_by_side(tmp_path):
     assert lines[2] == "| baseline | 2 | 15.0 ± 7.1 | 2.0 ± 0.0 | 0.500 ± 0.000 |"
     md = (tmp_path / "quality_albef.md").read_text()
     assert "--seeds 0" in md and "--seeds 1" in md and "Seeds 0, 1" in md
+
+
+def test_blip_grid_runs_retrieval_only_and_renders_its_own_table(tmp_path):
+    args = quality.parse_args(["--frameworks", "blip", "--albef-tasks", "retrieval,vqa"])
+    with pytest.raises(SystemExit, match="blip runs retrieval only"):
+        quality_albef.run(args, [1.0], [0], {}, model="blip")
+    machine = {"cpu": "x", "logical_cores": 2, "torch": "t", "torch_threads": 1, "python": "3", "device": "cpu",
+               "load_average": None}
+    report = {"command": "python -m benchmarks.quality --frameworks blip", "machine": machine, "model": "blip",
+              "tasks": ["retrieval"], "minutes": 1.0,
+              "results": {"baseline": [{"seed": 0, "txt_r1": 4.0, "img_r1": 2.0, "gap_centroid_distance": 0.3}]}}
+    quality_albef.render([report], str(tmp_path), "quality_blip")
+    assert (tmp_path / "quality_blip.md").read_text().startswith("# Quality: tiny BLIP")
