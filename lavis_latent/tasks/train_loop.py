@@ -267,8 +267,8 @@ class LossTermsMixin:
         metric_logger.update(lr=optimizer.param_groups[0]["lr"])
         if writer is not None:
             step = inner_epoch * iters_per_epoch + i
-            for k, v in values.items():
-                writer.add_scalar(f"train/{k}", v, step)
+            for name, value in values.items():
+                writer.add_scalar(f"train/{name}", value, step)
             writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
         return True
 
