@@ -15,7 +15,6 @@ from typing import Callable, Mapping, Optional, Tuple
 
 import torch
 
-from benchmarks import common
 from benchmarks import cost_models as albef
 from benchmarks.cost_models import VARIANTS, latent_block, split_variant
 
@@ -86,19 +85,10 @@ def padded_vocab_file(vocab_file, size):
 
 
 def blip_model_config(size):
-    """BLIP's model config of a size: ``tiny`` = the plugin's tiny type; ``full`` = the ``base`` type (ViT-B/16 +
-    BERT-base, LAVIS's ``bert_config.json``) offline: random init, 224 px, the local vocabulary padded to BLIP base's
-    30524 entries (:func:`padded_vocab_file`: the embeddings and the LM head keep BLIP base's size)."""
-    if size not in ("tiny", "full"):
-        raise ValueError(f"unknown size {size!r}: choose tiny or full")
-    tiny = common.default_model_config(BLIP_MODEL_NAME, "tiny")
-    if size == "tiny":
-        return tiny
-    cfg = common.default_model_config(BLIP_MODEL_NAME, "base")
-    cfg.update({"vit_from_pretrained": False, "text_from_pretrained": False, "image_size": 224,
-                "load_pretrained": False, "pretrained": None,
-                "tokenizer": padded_vocab_file(tiny.tokenizer, BLIP_BASE_VOCAB)})
-    return cfg
+    """BLIP's model config of a size (:func:`benchmarks.cost_models.model_config`): the ``base`` type has LAVIS's
+    ``bert_config.json``, and the local vocabulary padded to BLIP base's 30524 entries (:func:`padded_vocab_file`: the
+    embeddings and the LM head keep BLIP base's size)."""
+    return albef.model_config(size, BLIP_MODEL_NAME, lambda path: padded_vocab_file(path, BLIP_BASE_VOCAB))
 
 
 def blip_tokenizer(path):

@@ -50,17 +50,19 @@ def latent_block(variant, project_yaml=None):
     return OmegaConf.to_container(block, resolve=True)
 
 
-def model_config(size):
-    """The model config of a size: ``tiny`` = the plugin's tiny type; ``full`` = the ``base`` type (ViT-B/16 + BERT
-    base, LAVIS's ``med_config_albef.json``) offline: random init, 224 px, the local vocabulary for tokenizing."""
+def model_config(size, model_name=MODEL_NAME, full_tokenizer=None):
+    """The model config of a size: ``tiny`` = the plugin's tiny type; ``full`` = the ``base`` type (for ALBEF ViT-B/16
+    + BERT base, LAVIS's ``med_config_albef.json``) offline: random init, 224 px, the local vocabulary for tokenizing
+    (``full_tokenizer``: a function of the tiny type's tokenizer path giving the full size's, e.g. a padded copy)."""
     if size not in ("tiny", "full"):
         raise ValueError(f"unknown size {size!r}: choose tiny or full")
-    tiny = common.default_model_config(MODEL_NAME, "tiny")
+    tiny = common.default_model_config(model_name, "tiny")
     if size == "tiny":
         return tiny
-    cfg = common.default_model_config(MODEL_NAME, "base")
+    cfg = common.default_model_config(model_name, "base")
+    tokenizer = full_tokenizer(tiny.tokenizer) if full_tokenizer is not None else tiny.tokenizer
     cfg.update({"vit_from_pretrained": False, "text_from_pretrained": False, "image_size": 224,
-                "load_pretrained": False, "pretrained": None, "tokenizer": tiny.tokenizer})
+                "load_pretrained": False, "pretrained": None, "tokenizer": tokenizer})
     return cfg
 
 

@@ -112,8 +112,9 @@ def run_variant(variant, projects_dir, output_root, extra_options=(), tasks=("re
 
 def gap_plot_path(runner, split="test"):
     """The modality-gap PNG a run wrote for ``split`` (``run.plot_gap``), or None."""
-    path = os.path.join(str(runner.output_dir), f"gap_{split}.png")
-    return path if os.path.isfile(path) else None
+    from lavis_latent.metrics.gap_plot import written_split_plot
+
+    return written_split_plot(str(runner.output_dir), split)
 
 
 def format_table(rows):

@@ -36,8 +36,9 @@ def evaluate_checkpoint(projects_dir, out, ckpt, extra_options=(), verbose=False
     runner, res = run_quietly("evaluate", _config(projects_dir, "clip_zs_digits.yaml"), os.path.join(out, "zero_shot"),
                               [*weights, "run.plot_gap=True", *extra_options], desc=f"CLIP {variant}: zero-shot",
                               verbose=verbose)
-    plot = os.path.join(str(runner.output_dir), "gap_test.png")
-    results = {"zero_shot": (res or {}).get("test") or {}, "plot": plot if os.path.isfile(plot) else None}
+    from lavis_latent.metrics.gap_plot import written_split_plot
+
+    results = {"zero_shot": (res or {}).get("test") or {}, "plot": written_split_plot(str(runner.output_dir))}
     if linear_probe:
         _, res = run_quietly("evaluate", _config(projects_dir, "clip_linprobe_digits.yaml"),
                              os.path.join(out, "linear_probe"), [*weights, *extra_options],

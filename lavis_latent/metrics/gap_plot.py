@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .gap import _check, modality_gap
 
-__all__ = ["pca_project", "plot_modality_gap", "combine_panels"]
+__all__ = ["pca_project", "plot_modality_gap", "combine_panels", "split_plot_path", "written_split_plot"]
 
 #: figure size (inches) and resolution of one panel: 400 x 400 pixels, small enough to commit
 PANEL_INCHES = 4.0
@@ -36,6 +36,17 @@ def _matplotlib():
     except ImportError as err:
         raise ImportError("drawing the modality gap needs matplotlib: pip install 'lavis-latent[plot]'") from err
     return Figure, FigureCanvasAgg
+
+
+def split_plot_path(output_dir: str, split: str) -> str:
+    """``<output_dir>/gap_<split>.png``: where the evaluation tasks draw a split's gap (``run.plot_gap``)."""
+    return os.path.join(output_dir, f"gap_{split}.png")
+
+
+def written_split_plot(output_dir: str, split: str = "test") -> Optional[str]:
+    """:func:`split_plot_path` of a run's folder when that picture was written, else None."""
+    path = split_plot_path(output_dir, split)
+    return path if os.path.isfile(path) else None
 
 
 def _check_pairs(z_v: torch.Tensor, z_t: torch.Tensor) -> None:

@@ -7,7 +7,6 @@ evaluated split's features are also drawn (``lavis_latent.metrics.gap_plot``) to
 output folder, beside ``evaluate.txt``.
 """
 import json
-import logging
 import os
 
 import torch
@@ -16,6 +15,7 @@ from lavis.tasks.retrieval import RetrievalTask
 
 from lavis_latent.metrics import modality_gap
 from lavis_latent.tasks.checked_datasets import CheckedDatasetsMixin
+from lavis_latent.tasks.gap_pictures import GapPictureMixin
 from lavis_latent.tasks.train_loop import LossTermsMixin
 
 #: at most this many pairs are drawn in ``gap_<split>.png`` (evenly spaced; the projection and measures use all)
@@ -23,7 +23,7 @@ PLOT_MAX_PAIRS = 1000
 
 
 @registry.register_task("latent_retrieval")
-class LatentRetrievalTask(CheckedDatasetsMixin, LossTermsMixin, RetrievalTask):
+class LatentRetrievalTask(GapPictureMixin, CheckedDatasetsMixin, LossTermsMixin, RetrievalTask):
     """Image-text retrieval fine-tuning and evaluation, plus per-term logging, modality-gap measures and checked
     datasets (``run.skip_bad_images``).
 
@@ -31,17 +31,11 @@ class LatentRetrievalTask(CheckedDatasetsMixin, LossTermsMixin, RetrievalTask):
     ``gap_<split>.png`` in the output folder (needs matplotlib); the paths written are kept in ``gap_plots``.
     """
 
-    #: this task has paired image/text features to draw (``run.plot_gap``, ``lavis_latent.evaluate --plot``)
-    plots_gap = True
-
     #: the ``model:`` block of the config (set by :meth:`setup_task`; titles the pictures), or None
     model_cfg = None
 
     #: the features of the last evaluation, waiting for ``after_evaluation`` to draw them (``run.plot_gap``)
     _gap_to_plot = None
-
-    #: the pictures written so far (``run.plot_gap``), each once, in the order last written
-    gap_plots = ()
 
     @classmethod
     def setup_task(cls, cfg, **kwargs):
@@ -77,18 +71,13 @@ class LatentRetrievalTask(CheckedDatasetsMixin, LossTermsMixin, RetrievalTask):
         """LAVIS's ``after_evaluation``; with ``run.plot_gap`` first writes ``gap_<split>.png``."""
         pending, self._gap_to_plot = self._gap_to_plot, None
         if pending is not None:
-            from lavis_latent.metrics.gap_plot import plot_modality_gap
-
             z_v, z_t, gap, (model_name, latent_line) = pending
             split = split_name if split_name is not None else "eval"
             head = ", ".join(p for p in (model_name, f"{split} split") if p)
             if epoch is not None and not isinstance(epoch, str):
                 head += f", epoch {epoch}"
             title = "\n".join(p for p in (head, latent_line) if p)
-            path = os.path.join(registry.get_path("output_dir"), f"gap_{split}.png")
-            plot_modality_gap(z_v, z_t, path, title=title, gap=gap, max_pairs=PLOT_MAX_PAIRS)
-            self.gap_plots = [p for p in self.gap_plots if p != path] + [path]  # a split drawn again: once
-            logging.info("modality-gap picture of split %s: %s", split, path)
+            self.draw_gap(z_v, z_t, split, title, gap, max_pairs=PLOT_MAX_PAIRS)
         return super().after_evaluation(val_result=val_result, split_name=split_name, epoch=epoch, **kwargs)
 
     def _model_title(self, model):

@@ -29,7 +29,6 @@ only its share of the features) and a line in the log says so.
 """
 import json
 import logging
-import os
 
 import numpy as np
 import torch
@@ -42,6 +41,7 @@ from lavis_latent.metrics import modality_gap
 from lavis_latent.regularizers.distributed import world_info
 from lavis_latent.tasks.classification_base import ClassificationEvalMixin, list_or_none, parse_topk, run_value
 from lavis_latent.tasks.features import feature_field, image_features, model_device, wait_for_all_ranks
+from lavis_latent.tasks.gap_pictures import GapPictureMixin
 from lavis_latent.tasks.topk import DEFAULT_TOPK, headline_accuracy, topk_accuracy, topk_predictions
 
 __all__ = ["ZeroShotClassificationTask", "DEFAULT_PROMPT", "expand_prompts", "class_text_embeddings",
@@ -128,17 +128,14 @@ def _prediction_rows(samples, top, first_id):
 
 
 @registry.register_task("zero_shot_classification")
-class ZeroShotClassificationTask(ClassificationEvalMixin, BaseTask):
+class ZeroShotClassificationTask(GapPictureMixin, ClassificationEvalMixin, BaseTask):
     """Zero-shot image classification from class-name prompts (see the module docstring for the run keys)."""
 
-    #: ``lavis_latent.evaluate --plot`` accepts this task (images against their class prompts)
-    plots_gap = True
 
     def __init__(self, templates=(DEFAULT_PROMPT,), topk=DEFAULT_TOPK, text_batch_size=256, plot_gap=False):
         super().__init__()
         self.plot_gap = bool(plot_gap)
         self._gap_pairs = None
-        self.gap_plots = []  # the gap pictures written (paths)
         self.templates = list(templates)
         expand_prompts(["x"], self.templates)  # validates the templates
         self.topk = parse_topk(topk)
@@ -229,9 +226,5 @@ class ZeroShotClassificationTask(ClassificationEvalMixin, BaseTask):
             return {}
         gap = modality_gap(*pairs)
         if self.plot_gap:
-            from lavis_latent.metrics.gap_plot import plot_modality_gap
-
-            path = os.path.join(registry.get_path("output_dir"), f"gap_{split_name}.png")
-            plot_modality_gap(*pairs, path, title=f"zero-shot {split_name}: images and their class prompts", gap=gap)
-            self.gap_plots.append(path)
+            self.draw_gap(*pairs, split_name, f"zero-shot {split_name}: images and their class prompts", gap)
         return {f"gap_{k}": v for k, v in gap.items()}
