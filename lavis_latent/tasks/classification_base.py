@@ -6,18 +6,13 @@ import os
 
 from lavis.common.registry import registry
 
+from lavis_latent.common.run_config import run_value  # noqa: F401  (re-exported: the tasks import it here)
 from lavis_latent.datasets.classification import prepare_stock_classification_config
 from lavis_latent.regularizers.distributed import world_info
 from lavis_latent.tasks.features import wait_for_all_ranks
 from lavis_latent.tasks.topk import DEFAULT_TOPK
 
 __all__ = ["ClassificationEvalMixin", "run_value", "list_or_none", "parse_topk"]
-
-
-def run_value(run_cfg, key, default):
-    """``run_cfg[key]``, or ``default`` when there is no run config, no such key, or the value is None."""
-    value = run_cfg.get(key, default) if run_cfg is not None and hasattr(run_cfg, "get") else default
-    return default if value is None else value
 
 
 def list_or_none(value):

@@ -16,6 +16,8 @@ from collections import namedtuple
 
 import torch
 
+from lavis_latent.common.run_config import run_value
+
 AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
 #: ``enabled``: autocast on; ``device_type``: "cuda" or "cpu"; ``dtype``: the autocast dtype; ``scaler``: whether the
@@ -47,8 +49,7 @@ def amp_policy(amp, amp_dtype=None, cuda=False):
 
 def run_amp_policy(run_cfg, cuda):
     """:func:`amp_policy` of a LAVIS ``run:`` block (``amp``, ``amp_dtype``); float32 for None."""
-    get = run_cfg.get if run_cfg is not None else (lambda key, default=None: default)
-    return amp_policy(bool(get("amp", False)), get("amp_dtype", None), cuda)
+    return amp_policy(bool(run_value(run_cfg, "amp", False)), run_value(run_cfg, "amp_dtype", None), cuda)
 
 
 def autocast(policy):

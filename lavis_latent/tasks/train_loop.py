@@ -40,6 +40,7 @@ from lavis.common.logger import MetricLogger, SmoothedValue
 from lavis.common.registry import registry
 from lavis.datasets.data_utils import prepare_sample
 
+from lavis_latent.common.run_config import run_value
 from lavis_latent.regularizers.distributed import world_info
 from lavis_latent.tasks.precision import amp_policy, autocast, run_amp_policy
 
@@ -113,8 +114,7 @@ class LossTermsMixin:
 
     def _run_setting(self, key, default):
         """``run.<key>`` of the config, or ``default`` (also for a task built without a config)."""
-        value = self.run_cfg.get(key, default) if self.run_cfg is not None else default
-        return default if value is None else value
+        return run_value(self.run_cfg, key, default)
 
     def _amp_policy(self, cuda_enabled, scaler):
         """The precision of the forward pass (:mod:`lavis_latent.tasks.precision`): ``run.amp`` / ``run.amp_dtype``
