@@ -24,6 +24,7 @@ import urllib.request
 from collections import namedtuple
 
 from lavis.common.registry import registry
+from lavis.common.utils import is_url
 
 OFFLINE_ENV = "LAVIS_LATENT_OFFLINE"
 CONNECT_TIMEOUT_S = 3.0
@@ -51,8 +52,9 @@ def offline_requested():
 
 
 def is_http_url(value):
-    """Whether ``value`` is an ``http(s)://`` URL (what LAVIS and torchvision download)."""
-    return isinstance(value, str) and urllib.parse.urlsplit(value).scheme.lower() in ("http", "https")
+    """Whether ``value`` is an ``http(s)://`` URL: LAVIS's own test (``lavis.common.utils.is_url``, which decides
+    whether ``load_checkpoint`` downloads), for strings only."""
+    return isinstance(value, str) and is_url(value)
 
 
 def _proxy_for(scheme, host):
